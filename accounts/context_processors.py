@@ -1,0 +1,9 @@
+from .impersonation import impersonation_context
+
+
+def current_account(request) -> dict:
+    return {
+        "current_account": getattr(request, "account", None),
+        "current_membership": getattr(request, "membership", None),
+        **impersonation_context(request),
+    }

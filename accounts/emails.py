@@ -1,0 +1,74 @@
+"""The product's own emails about accounts. Each renders an HTML and a plain-text body from
+templates/email/ and leaves through the default mailer, which hands it to Celery. Called after commit."""
+
+from __future__ import annotations
+
+from allauth.account.forms import ResetPasswordForm
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from .models import Account, Membership
+
+
+def absolute(path: str) -> str:
+    return settings.SITE_URL + path
+
+
+def _send(*, template: str, subject: str, to: list[str], context: dict) -> None:
+    if not to:
+        return
+    context = {"site_url": settings.SITE_URL, "subject": subject, **context}
+    message = EmailMultiAlternatives(
+        subject=subject, body=render_to_string(f"email/{template}.txt", context), to=to
+    )
+    message.attach_alternative(render_to_string(f"email/{template}.html", context), "text/html")
+    message.send()
+
+
+def agency_admin_emails(master: Account) -> list[str]:
+    return list(
+        Membership.objects.filter(
+            account=master, role__in=[Membership.Role.OWNER, Membership.Role.ADMIN], user__is_active=True
+        ).values_list("user__email", flat=True)
+    )
+
+
+def send_invite(*, account: Account, email: str, token: str) -> None:
+    _send(
+        template="invite",
+        subject=f"{account.parent.name} invited you to send email with Reseller Dashboard",
+        to=[email],
+        context={
+            "account": account,
+            "agency": account.parent,
+            "url": absolute(reverse("accounts:invite_accept", kwargs={"token": token})),
+            "valid_hours": settings.INVITE_VALID_HOURS,
+        },
+    )
+
+
+def send_password_reset(*, email: str) -> None:
+    """allauth's own reset email (single-use link, its templates), sent outside a request."""
+    form = ResetPasswordForm(data={"email": email})
+    if form.is_valid():
+        form.save(request=None)
+
+
+def send_closed_notice(*, account: Account, email: str) -> None:
+    _send(
+        template="closed",
+        subject=f"Your account {account.name} has been closed",
+        to=[email],
+        context={"account": account, "agency": account.parent, "url": absolute(reverse("account_login"))},
+    )
+
+
+def send_renewed_notice(*, account: Account, former_master: Account) -> None:
+    _send(
+        template="renewed",
+        subject=f"{account.name} renewed as a standalone account",
+        to=agency_admin_emails(former_master),
+        context={"account": account, "agency": former_master},
+    )

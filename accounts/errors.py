@@ -1,0 +1,34 @@
+"""The domain's exceptions. Each carries a sentence a user can read; the edges map them to HTTP,
+to the API's error names and to SMTP reply codes, each in one place."""
+
+
+class DomainError(Exception):
+    """Base of every refusal the domain makes on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PermissionDenied(DomainError):
+    """The actor may not do this (role, impersonation, or account kind)."""
+
+
+class InvalidTransition(DomainError):
+    """The account is not in a state this action starts from."""
+
+
+class ValidationError(DomainError):
+    """The input breaks a domain rule (a duplicate id, a limit that is not positive...)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class QuotaExceeded(DomainError):
+    """The send does not fit in the account's allowance. `reason` is Mandrill's word for it."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,0 +1,105 @@
+from django import forms
+from django.core.validators import RegexValidator
+
+from .lifecycle import PUBLIC_ID_HELP, PUBLIC_ID_PATTERN
+from .models import Account
+
+MAX_LIMIT = 2_000_000_000
+
+
+class SubaccountForm(forms.Form):
+    """Add subaccount / Edit details. Shapes and types only: the rules are the service's."""
+
+    name = forms.CharField(max_length=255, help_text="Your customer's name, as you want to see it.")
+    contact_email = forms.EmailField(
+        max_length=254,
+        label="Contact email",
+        help_text="The owner's login. They get an invite to set a password.",
+    )
+    monthly_limit = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_LIMIT,
+        label="Monthly email limit",
+        help_text="Emails per calendar month (UTC).",
+    )
+    hourly_limit = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_LIMIT,
+        required=False,
+        label="Hourly limit",
+        help_text="Leave empty for none.",
+    )
+    public_id = forms.CharField(
+        max_length=255,
+        required=False,
+        label="Id",
+        validators=[RegexValidator(PUBLIC_ID_PATTERN, f"The id may only use {PUBLIC_ID_HELP}")],
+        help_text=f"The id programs use to send as this subaccount. Generated from the name if empty. {PUBLIC_ID_HELP}",
+    )
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
+
+    def __init__(self, *args, subaccount: Account | None = None, email_locked: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if subaccount is not None:
+            self.fields["public_id"].required = True
+            self.fields["public_id"].help_text = PUBLIC_ID_HELP
+        if email_locked:
+            self.fields["contact_email"].disabled = True
+            self.fields[
+                "contact_email"
+            ].help_text = "The owner has accepted the invite: only they can change their login."
+
+    def add_domain_error(self, exc) -> None:
+        field = exc.field if getattr(exc, "field", None) in self.fields else None
+        self.add_error(field, exc.message)
+
+
+class DeleteSubaccountForm(forms.Form):
+    confirm_name = forms.CharField(label="Type the subaccount's name to confirm", max_length=255)
+
+
+BULK_ACTIONS = [
+    ("pause", "Pause sending"),
+    ("resume", "Resume sending"),
+    ("set_monthly_limit", "Set monthly limit"),
+]
+
+
+class BulkActionForm(forms.Form):
+    action = forms.ChoiceField(choices=BULK_ACTIONS)
+    selected = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=[])
+    all_matching = forms.BooleanField(required=False)
+    monthly_limit = forms.IntegerField(min_value=1, max_value=MAX_LIMIT, required=False)
+    q = forms.CharField(required=False, max_length=255)
+    status = forms.CharField(required=False, max_length=12)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any integer is accepted here; the service looks each one up inside the master, so a foreign id fails there.
+        self.fields["selected"].valid_value = lambda value: True
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") == "set_monthly_limit" and not data.get("monthly_limit"):
+            self.add_error("monthly_limit", "Enter the new monthly limit.")
+        if not data.get("selected") and not data.get("all_matching"):
+            raise forms.ValidationError("Select at least one subaccount.")
+        return data
+
+
+class SetPasswordForm(forms.Form):
+    password1 = forms.CharField(
+        label="Choose a password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 10 characters; not a common password, not all digits.",
+    )
+    password2 = forms.CharField(
+        label="Type it again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password2") and data["password1"] != data["password2"]:
+            self.add_error("password2", "The two passwords differ.")
+        return data

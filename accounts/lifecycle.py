@@ -1,0 +1,486 @@
+"""Every action on a subaccount's life, one function each (DESIGN.md, "Lifecycle").
+
+Each runs in one transaction, in this order: fetch and lock inside the tenant, permission check, state
+check, write, AuditEvent, emails after commit. Another master's subaccount raises Account.DoesNotExist
+(the views turn it into a 404); refusals raise the domain errors of accounts/errors.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from . import emails, invites, ratelimit
+from .audit import diff, record
+from .errors import InvalidTransition, PermissionDenied, ValidationError
+from .models import Account, Membership, Usage, User
+from .permissions import require_not_impersonating, require_role
+
+PUBLIC_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+PUBLIC_ID_HELP = "Letters, digits, '-', '_' and '.', at most 255 characters."
+RESET_EMAILS_PER_HOUR = 5
+EDITABLE_FIELDS = ("name", "public_id", "contact_email", "monthly_limit", "hourly_limit", "notes")
+
+
+# --- validation shared by the dashboard's forms and the API -------------------------------------------
+
+
+def clean_public_id(value: str) -> str:
+    value = (value or "").strip()
+    if not PUBLIC_ID_PATTERN.match(value):
+        raise ValidationError(f"The id may only use {PUBLIC_ID_HELP}", field="public_id")
+    return value
+
+
+def clean_limit(value, *, field: str, label: str, required: bool) -> int | None:
+    if value in (None, ""):
+        if required:
+            raise ValidationError(f"{label} is required.", field=field)
+        return None
+    if isinstance(value, bool):
+        raise ValidationError(f"{label} must be a whole number.", field=field)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{label} must be a whole number.", field=field) from None
+    if str(number) != str(value).strip() and not isinstance(value, int):
+        raise ValidationError(f"{label} must be a whole number.", field=field)
+    if number <= 0:
+        raise ValidationError(f"{label} must be greater than zero.", field=field)
+    if number > 2_000_000_000:
+        raise ValidationError(f"{label} is too large.", field=field)
+    return number
+
+
+def clean_name(value: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError("A name is required.", field="name")
+    if len(value) > 255:
+        raise ValidationError("The name may be at most 255 characters.", field="name")
+    return value
+
+
+def clean_contact_email(value: str) -> str:
+    value = (value or "").strip().lower()
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        raise ValidationError("Enter a valid email address.", field="contact_email") from None
+    return value
+
+
+def generate_public_id(master: Account, name: str) -> str:
+    """An id from the name ("Acme Shop" → "acme-shop"), made unique within the master with a suffix."""
+    base = slugify(name)[:240] or "subaccount"
+    taken = set(
+        Account.objects.subaccounts_of(master)
+        .filter(public_id__startswith=base)
+        .values_list("public_id", flat=True)
+    )
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def _require_email_free(email: str, *, except_user: User | None = None) -> None:
+    users = User.objects.filter(email__iexact=email)
+    if except_user is not None:
+        users = users.exclude(pk=except_user.pk)
+    if users.exists():
+        raise ValidationError(
+            "This address already has a login here; each subaccount owner needs an address of their own.",
+            field="contact_email",
+        )
+
+
+def _require_public_id_free(master: Account, public_id: str, *, except_pk: int | None = None) -> None:
+    clash = Account.objects.subaccounts_of(master).filter(public_id=public_id)
+    if except_pk is not None:
+        clash = clash.exclude(pk=except_pk)
+    if clash.exists():
+        raise ValidationError(f"A subaccount with id {public_id} already exists", field="public_id")
+
+
+def _locked_subaccount(master: Account, subaccount_id: int) -> Account:
+    return Account.objects.subaccounts_of(master).select_for_update().get(pk=subaccount_id)
+
+
+def _owner_of(account: Account) -> User | None:
+    membership = (
+        Membership.objects.select_related("user").filter(account=account, role=Membership.Role.OWNER).first()
+    )
+    return membership.user if membership else None
+
+
+def _snapshot(account: Account) -> dict:
+    return {
+        "name": account.name,
+        "public_id": account.public_id,
+        "contact_email": account.contact_email,
+        "monthly_limit": account.monthly_limit,
+        "hourly_limit": account.hourly_limit,
+        "notes": account.notes,
+    }
+
+
+# --- the actions ------------------------------------------------------------------------------------------
+
+
+@transaction.atomic(durable=True)
+def create_subaccount(
+    *,
+    actor: User,
+    master: Account,
+    name: str,
+    contact_email: str,
+    monthly_limit,
+    hourly_limit=None,
+    public_id: str = "",
+    notes: str = "",
+    real_actor: User | None = None,
+) -> Account:
+    """Create a subaccount and its owner (no password yet) and send the owner an invite.
+    Raises PermissionDenied (not an owner/admin of the master) or ValidationError."""
+    master = Account.objects.select_for_update().get(pk=master.pk, kind=Account.Kind.MASTER)
+    require_role(actor, master, Membership.Role.ADMIN)
+    if master.status == Account.Status.CLOSED:
+        raise InvalidTransition("Your account is closed; it cannot create subaccounts.")
+    name = clean_name(name)
+    contact_email = clean_contact_email(contact_email)
+    monthly_limit = clean_limit(
+        monthly_limit, field="monthly_limit", label="Monthly email limit", required=True
+    )
+    hourly_limit = clean_limit(hourly_limit, field="hourly_limit", label="Hourly limit", required=False)
+    public_id = clean_public_id(public_id) if (public_id or "").strip() else generate_public_id(master, name)
+    _require_public_id_free(master, public_id)
+    _require_email_free(contact_email)
+    try:
+        with transaction.atomic():
+            subaccount = Account.objects.create(
+                kind=Account.Kind.SUBACCOUNT,
+                parent=master,
+                public_id=public_id,
+                name=name,
+                notes=(notes or "").strip(),
+                contact_email=contact_email,
+                monthly_limit=monthly_limit,
+                hourly_limit=hourly_limit,
+                alert_thresholds=None,
+            )
+            owner = User.objects.create_user(email=contact_email)
+    except IntegrityError:  # a concurrent create took the id or the address between our checks
+        raise ValidationError(
+            f"A subaccount with id {public_id} or a login for {contact_email} already exists",
+            field="public_id",
+        ) from None
+    Membership.objects.create(user=owner, account=subaccount, role=Membership.Role.OWNER)
+    EmailAddress.objects.create(user=owner, email=contact_email, primary=True, verified=False)
+    invites.issue_invitation(account=subaccount, user=owner)
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=subaccount,
+        action="subaccount.created",
+        after=_snapshot(subaccount),
+    )
+    return subaccount
+
+
+@transaction.atomic(durable=True)
+def update_subaccount(
+    *, actor: User, master: Account, subaccount_id: int, changes: dict, real_actor: User | None = None
+) -> Account:
+    """Change details and limits (any state but closed). A lowered limit applies to the next send.
+    The contact email is the owner's login, so it changes only until the invite is accepted (the new
+    address gets a new invite). Raises PermissionDenied, InvalidTransition, ValidationError."""
+    subaccount = _locked_subaccount(master, subaccount_id)
+    require_role(actor, master, Membership.Role.ADMIN)
+    if subaccount.status == Account.Status.CLOSED:
+        raise InvalidTransition(f"{subaccount.name} is closed. Reopen it to change its details.")
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    before = _snapshot(subaccount)
+    cleaners = {
+        "name": clean_name,
+        "public_id": clean_public_id,
+        "contact_email": clean_contact_email,
+        "monthly_limit": lambda v: clean_limit(
+            v, field="monthly_limit", label="Monthly email limit", required=True
+        ),
+        "hourly_limit": lambda v: clean_limit(v, field="hourly_limit", label="Hourly limit", required=False),
+        "notes": lambda v: (v or "").strip(),
+    }
+    cleaned = {field: cleaners[field](value) for field, value in changes.items()}
+    if cleaned.get("public_id", subaccount.public_id) != subaccount.public_id:
+        _require_public_id_free(master, cleaned["public_id"], except_pk=subaccount.pk)
+    owner = _owner_of(subaccount)
+    new_email = cleaned.get("contact_email", subaccount.contact_email)
+    email_changes = new_email != subaccount.contact_email
+    if email_changes:
+        if owner is not None and owner.has_usable_password():
+            raise ValidationError(
+                "The owner has accepted the invite: their contact email is their login and only they can change it.",
+                field="contact_email",
+            )
+        _require_email_free(new_email, except_user=owner)
+    for field, value in cleaned.items():
+        setattr(subaccount, field, value)
+    before, after = diff(before, _snapshot(subaccount))
+    if not after:
+        return subaccount
+    subaccount.save(update_fields=[*after.keys(), "updated_at"])
+    if email_changes and owner is not None:
+        owner.email = new_email
+        owner.save(update_fields=["email"])
+        EmailAddress.objects.filter(user=owner).delete()
+        EmailAddress.objects.create(user=owner, email=new_email, primary=True, verified=False)
+        invites.issue_invitation(account=subaccount, user=owner)
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=subaccount,
+        action="subaccount.updated",
+        before=before,
+        after=after,
+    )
+    return subaccount
+
+
+@transaction.atomic(durable=True)
+def resend_invite(
+    *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
+) -> Account:
+    """Send a fresh invite; the previous link then says it was replaced. Only until the owner accepts."""
+    subaccount = _locked_subaccount(master, subaccount_id)
+    require_role(actor, master, Membership.Role.ADMIN)
+    if subaccount.status == Account.Status.CLOSED:
+        raise InvalidTransition(f"{subaccount.name} is closed. Reopen it before inviting its owner.")
+    owner = _owner_of(subaccount)
+    if owner is None:
+        raise InvalidTransition(f"{subaccount.name} has no owner to invite.")
+    if owner.has_usable_password():
+        raise InvalidTransition(
+            f"{owner.email} has already accepted the invite. Send a password reset email instead."
+        )
+    invites.issue_invitation(account=subaccount, user=owner)
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=subaccount,
+        action="invite.resent",
+        after={"email": owner.email},
+    )
+    return subaccount
+
+
+@transaction.atomic(durable=True)
+def send_password_reset_email(
+    *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
+) -> Account:
+    """Send the owner allauth's single-use reset link. At most RESET_EMAILS_PER_HOUR per subaccount."""
+    subaccount = _locked_subaccount(master, subaccount_id)
+    require_role(actor, master, Membership.Role.ADMIN)
+    owner = _owner_of(subaccount)
+    if owner is None:
+        raise InvalidTransition(f"{subaccount.name} has no owner to send a reset link to.")
+    if not ratelimit.hit(f"reset-email:{subaccount.pk}", limit=RESET_EMAILS_PER_HOUR, window_seconds=3600):
+        raise PermissionDenied(
+            "Too many password reset emails for this subaccount in the last hour. Try again later."
+        )
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=subaccount,
+        action="password_reset.sent",
+        after={"email": owner.email},
+    )
+    email = owner.email
+    transaction.on_commit(lambda: emails.send_password_reset(email=email))
+    return subaccount
+
+
+@transaction.atomic(durable=True)
+def set_archiving(
+    *, actor: User, master: Account, subaccount_id: int, enabled: bool, real_actor: User | None = None
+) -> Account:
+    """Turn email archiving on or off; it applies to mail accepted from now on."""
+    subaccount = _locked_subaccount(master, subaccount_id)
+    require_role(actor, master, Membership.Role.ADMIN)
+    if subaccount.archiving_enabled == enabled:
+        return subaccount
+    subaccount.archiving_enabled = enabled
+    subaccount.save(update_fields=["archiving_enabled", "updated_at"])
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=subaccount,
+        action="archiving.enabled" if enabled else "archiving.disabled",
+        before={"archiving_enabled": not enabled},
+        after={"archiving_enabled": enabled},
+    )
+    return subaccount
+
+
+def _transition(
+    *,
+    actor: User,
+    master: Account,
+    subaccount_id: int,
+    real_actor: User | None,
+    allowed_from: set[str],
+    to: str,
+    action: str,
+    refusal: str,
+) -> Account:
+    subaccount = _locked_subaccount(master, subaccount_id)
+    require_role(actor, master, Membership.Role.ADMIN)
+    if subaccount.status not in allowed_from:
+        raise InvalidTransition(
+            refusal.format(name=subaccount.name, status=subaccount.get_status_display().lower())
+        )
+    before = subaccount.status
+    now = timezone.now()
+    subaccount.status = to
+    subaccount.paused_at = now if to == Account.Status.PAUSED else None
+    if to == Account.Status.CLOSED:
+        subaccount.closed_at = now
+    subaccount.save(update_fields=["status", "paused_at", "closed_at", "updated_at"])
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=subaccount,
+        action=action,
+        before={"status": before},
+        after={"status": to},
+    )
+    return subaccount
+
+
+@transaction.atomic(durable=True)
+def pause_subaccount(
+    *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
+) -> Account:
+    """Stop sending; mail sent while paused is accepted and held (at most 72 h). Only from active."""
+    return _transition(
+        actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor,
+        allowed_from={Account.Status.ACTIVE}, to=Account.Status.PAUSED, action="subaccount.paused",
+        refusal="{name} is {status}, not active: only an active subaccount can be paused.",
+    )  # fmt: skip
+
+
+@transaction.atomic(durable=True)
+def resume_subaccount(
+    *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
+) -> Account:
+    """Start sending again; held mail is released. Only from paused."""
+    return _transition(
+        actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor,
+        allowed_from={Account.Status.PAUSED}, to=Account.Status.ACTIVE, action="subaccount.resumed",
+        refusal="{name} is {status}, not paused: there is nothing to resume.",
+    )  # fmt: skip
+
+
+@transaction.atomic(durable=True)
+def close_subaccount(
+    *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
+) -> Account:
+    """Stop the subaccount for good (until reopened); its owner is told and may renew it on their own."""
+    subaccount = _transition(
+        actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor,
+        allowed_from={Account.Status.ACTIVE, Account.Status.PAUSED}, to=Account.Status.CLOSED,
+        action="subaccount.closed", refusal="{name} is already {status}.",
+    )  # fmt: skip
+    owner = _owner_of(subaccount)
+    if owner is not None and owner.has_usable_password():
+        email = owner.email
+        transaction.on_commit(lambda: emails.send_closed_notice(account=subaccount, email=email))
+    return subaccount
+
+
+@transaction.atomic(durable=True)
+def reopen_subaccount(
+    *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
+) -> Account:
+    """Bring a closed subaccount back to active."""
+    return _transition(
+        actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor,
+        allowed_from={Account.Status.CLOSED}, to=Account.Status.ACTIVE, action="subaccount.reopened",
+        refusal="{name} is {status}, not closed: there is nothing to reopen.",
+    )  # fmt: skip
+
+
+@transaction.atomic(durable=True)
+def renew_account(*, actor: User, real_actor: User | None = None) -> Account:
+    """The owner of a closed subaccount keeps it as a standalone account: detached from the master,
+    active, with the standalone free allowance. The master is told and loses all access; the history
+    (audit trail, usage on the master's bills) stays. Raises PermissionDenied or InvalidTransition."""
+    require_not_impersonating(real_actor, "Renewing an account")
+    membership = Membership.objects.select_related("account").filter(user=actor).first()
+    if membership is None:
+        raise PermissionDenied("You have no account to renew.")
+    account = Account.objects.select_for_update().get(pk=membership.account_id)
+    if membership.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only the account's owner can renew it.")
+    if account.kind != Account.Kind.SUBACCOUNT or account.status != Account.Status.CLOSED:
+        raise InvalidTransition("Only a closed subaccount can be renewed.")
+    former_master = account.parent
+    public_id = account.public_id
+    if Account.objects.filter(parent__isnull=True, public_id=public_id).exists():
+        public_id = f"{public_id}-{account.pk}"
+    now = timezone.now()
+    account.kind = Account.Kind.STANDALONE
+    account.parent = None
+    account.former_parent = former_master
+    account.public_id = public_id
+    account.status = Account.Status.ACTIVE
+    account.monthly_limit = settings.STANDALONE_MONTHLY_LIMIT
+    account.hourly_limit = None
+    account.alert_thresholds = None
+    account.renewed_at = now
+    account.closed_at = None
+    account.save()
+    event = record(
+        actor=actor,
+        account=account,
+        action="account.renewed",
+        before={"kind": "subaccount", "master": former_master.public_id, "status": "closed"},
+        after={"kind": "standalone", "status": "active", "monthly_limit": account.monthly_limit},
+    )
+    # The agency's trail keeps the departure, though the account is no longer theirs.
+    event.master = former_master
+    event.save(update_fields=["master"])
+    transaction.on_commit(lambda: emails.send_renewed_notice(account=account, former_master=former_master))
+    return account
+
+
+@transaction.atomic(durable=True)
+def delete_subaccount(
+    *, actor: User, master: Account, subaccount_id: int, confirm_name: str, real_actor: User | None = None
+) -> None:
+    """Delete a subaccount and its owner's login for good, after the name is typed to confirm.
+    Its Usage rows stay (labelled) for the master's bills; its audit trail stays in the master's."""
+    require_not_impersonating(real_actor, "Deleting a subaccount")
+    subaccount = _locked_subaccount(master, subaccount_id)
+    require_role(actor, master, Membership.Role.ADMIN)
+    if (confirm_name or "").strip() != subaccount.name:
+        raise ValidationError(
+            f"Type the subaccount's name, {subaccount.name}, to confirm.", field="confirm_name"
+        )
+    label = str(subaccount)
+    Usage.objects.filter(account=subaccount).update(account_label=label)
+    owner = _owner_of(subaccount)
+    record(actor=actor, account=subaccount, action="subaccount.deleted", before=_snapshot(subaccount))
+    subaccount.delete()
+    if owner is not None and not Membership.objects.filter(user=owner).exists():
+        owner.delete()

@@ -1,0 +1,129 @@
+"""Demo data for `make run`: an agency with staff of each role and subaccounts in every state.
+Idempotent: running it again changes nothing and prints the same logins."""
+
+from allauth.account.models import EmailAddress
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import invites
+from accounts.models import Account, Membership, Usage, User
+from accounts.selectors import hour_start, month_start
+
+PASSWORD = "demo-pass-2026"
+OPERATOR = "operator@reseller.test"
+MASTER = {
+    "public_id": "northwind",
+    "name": "Northwind Digital",
+    "email": "owner@northwind.test",
+    "limit": 500_000,
+}
+STAFF = [("admin@northwind.test", Membership.Role.ADMIN), ("viewer@northwind.test", Membership.Role.VIEWER)]
+# (id, name, owner email, status, accepted the invite, monthly limit, hourly limit, sent this month)
+SUBACCOUNTS = [
+    ("acme-shop", "Acme Shop", "owner@acme.test", Account.Status.ACTIVE, True, 50_000, 2_000, 12_400),
+    (
+        "evergreen-books",
+        "Evergreen Books",
+        "owner@evergreen.test",
+        Account.Status.ACTIVE,
+        True,
+        10_000,
+        None,
+        8_930,
+    ),
+    ("blue-bakery", "Blue Bakery", "owner@bluebakery.test", Account.Status.ACTIVE, False, 5_000, 500, 0),
+    (
+        "cobalt-clinic",
+        "Cobalt Clinic",
+        "owner@cobalt.test",
+        Account.Status.PAUSED,
+        True,
+        20_000,
+        1_000,
+        3_150,
+    ),
+    ("delta-dental", "Delta Dental", "owner@delta.test", Account.Status.CLOSED, True, 8_000, None, 410),
+]
+OTHER_MASTER = {
+    "public_id": "southwind",
+    "name": "Southwind Media",
+    "email": "owner@southwind.test",
+    "limit": 100_000,
+}
+
+
+def _user(email: str, *, password: str | None, **extra) -> User:
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(email=email, password=password, **extra)
+    if password:
+        EmailAddress.objects.get_or_create(
+            user=user, email=email, defaults={"primary": True, "verified": True}
+        )
+    return user
+
+
+def _master(spec: dict) -> Account:
+    master, _ = Account.objects.get_or_create(
+        parent=None, public_id=spec["public_id"],
+        defaults={"kind": Account.Kind.MASTER, "name": spec["name"], "contact_email": spec["email"],
+                  "monthly_limit": spec["limit"], "alert_thresholds": [80, 95]},
+    )  # fmt: skip
+    owner = _user(spec["email"], password=PASSWORD)
+    Membership.objects.get_or_create(user=owner, defaults={"account": master, "role": Membership.Role.OWNER})
+    return master
+
+
+class Command(BaseCommand):
+    help = "Create the demo agency, its staff and subaccounts (idempotent) and print the logins."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        _user(OPERATOR, password=PASSWORD, is_staff=True, is_superuser=True)
+        master = _master(MASTER)
+        for email, role in STAFF:
+            Membership.objects.get_or_create(
+                user=_user(email, password=PASSWORD), defaults={"account": master, "role": role}
+            )
+        now = timezone.now()
+        for public_id, name, email, status, accepted, monthly, hourly, sent in SUBACCOUNTS:
+            sub, created = Account.objects.get_or_create(
+                parent=master, public_id=public_id,
+                defaults={"kind": Account.Kind.SUBACCOUNT, "name": name, "contact_email": email, "status": status,
+                          "monthly_limit": monthly, "hourly_limit": hourly, "archiving_enabled": public_id == "acme-shop",
+                          "closed_at": now if status == Account.Status.CLOSED else None,
+                          "paused_at": now if status == Account.Status.PAUSED else None},
+            )  # fmt: skip
+            if not created:
+                continue
+            owner = _user(email, password=PASSWORD if accepted else None)
+            Membership.objects.create(user=owner, account=sub, role=Membership.Role.OWNER)
+            if not accepted:
+                EmailAddress.objects.create(user=owner, email=email, primary=True, verified=False)
+                invites.issue_invitation(account=sub, user=owner)
+            if sent:
+                label = str(sub)
+                Usage.objects.create(account=sub, billed_to=master, account_label=label, window=Usage.Window.MONTH,
+                                     start=month_start(now), sent=sent)  # fmt: skip
+                Usage.objects.create(account=sub, billed_to=master, account_label=label, window=Usage.Window.HOUR,
+                                     start=hour_start(now), sent=min(sent // 200, hourly or sent))  # fmt: skip
+        _master(OTHER_MASTER)
+        self._print_logins()
+
+    def _print_logins(self):
+        self.stdout.write(
+            self.style.SUCCESS("Demo data ready. Log in at http://127.0.0.1:8000/ with password " + PASSWORD)
+        )
+        rows = [
+            (MASTER["email"], "agency owner (Northwind Digital)"),
+            ("admin@northwind.test", "agency admin"),
+            ("viewer@northwind.test", "agency viewer (read-only)"),
+            ("owner@acme.test", "subaccount owner (Acme Shop)"),
+            ("owner@evergreen.test", "subaccount owner near its monthly limit"),
+            ("owner@delta.test", "owner of a closed subaccount (can renew)"),
+            (OTHER_MASTER["email"], "another agency (Southwind Media)"),
+            (OPERATOR, "operator: the Django admin at /admin/"),
+        ]
+        for email, what in rows:
+            self.stdout.write(f"  {email:<28} {what}")

@@ -1,0 +1,328 @@
+"""Who, and how much they may send: users, accounts (the tenants), memberships, invites, the audit trail,
+usage counters and limit alerts. Business rules live in the service modules, not here."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra) -> User:
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in, by email. Belongs to at most one account (see Membership)."""
+
+    email = models.EmailField("email address", max_length=254, unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="Operators of the email service (the admin).")
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email).lower()
+
+
+class AccountQuerySet(models.QuerySet["Account"]):
+    def subaccounts_of(self, master: Account) -> AccountQuerySet:
+        """The only way into a master's subaccounts: the tenant is part of the query."""
+        return self.filter(parent=master, kind=Account.Kind.SUBACCOUNT)
+
+
+class Account(models.Model):
+    """The tenant. A master resells to subaccounts; a standalone account stands on its own
+    (a renewed former subaccount, or a direct customer)."""
+
+    class Kind(models.TextChoices):
+        MASTER = "master", "Master"
+        SUBACCOUNT = "subaccount", "Subaccount"
+        STANDALONE = "standalone", "Standalone"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        CLOSED = "closed", "Closed"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="subaccounts"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    public_id = models.CharField(
+        "id",
+        max_length=255,
+        help_text="The subaccount id programs use (Mandrill's `id`): unique within its master.",
+    )
+    name = models.CharField(max_length=255)
+    notes = models.TextField(blank=True)
+    contact_email = models.EmailField(max_length=254, help_text="The owner's login address.")
+    monthly_limit = models.PositiveIntegerField(help_text="Emails per calendar month (UTC).")
+    hourly_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Emails per hour; empty: none."
+    )
+    archiving_enabled = models.BooleanField(default=False)
+    alert_thresholds = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Percentages of the monthly limit that trigger an alert. On a master: its default; "
+        "on a subaccount: an override (empty: the master's).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    renewed_at = models.DateTimeField(null=True, blank=True)
+    former_parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="renewed_subaccounts",
+        help_text="The master a renewed account used to belong to (its billing history stays there).",
+    )
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="subaccount", parent__isnull=False)
+                    | (~Q(kind="subaccount") & Q(parent__isnull=True))
+                ),
+                name="account_subaccount_has_parent_master_has_none",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["master", "subaccount", "standalone"]), name="account_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "paused", "closed"]), name="account_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(monthly_limit__gt=0), name="account_monthly_limit_positive"),
+            models.CheckConstraint(
+                condition=Q(hourly_limit__isnull=True) | Q(hourly_limit__gt=0),
+                name="account_hourly_limit_positive",
+            ),
+            models.CheckConstraint(condition=~Q(public_id=""), name="account_public_id_not_empty"),
+            models.UniqueConstraint(
+                fields=["parent", "public_id"],
+                condition=Q(parent__isnull=False),
+                name="account_public_id_unique_per_master",
+            ),
+            models.UniqueConstraint(
+                fields=["public_id"],
+                condition=Q(parent__isnull=True),
+                name="account_public_id_unique_top_level",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["parent", "status", "name"], name="account_parent_status_name"),
+            models.Index(fields=["parent", "created_at"], name="account_parent_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_id})"
+
+    @property
+    def is_master(self) -> bool:
+        return self.kind == self.Kind.MASTER
+
+    @property
+    def is_subaccount(self) -> bool:
+        return self.kind == self.Kind.SUBACCOUNT
+
+    @property
+    def billing_account_id(self) -> int:
+        """Whose bill a send lands on: a subaccount's usage is its master's."""
+        return self.parent_id if self.parent_id else self.pk
+
+
+class Membership(models.Model):
+    """How a user belongs to an account, and what they may do there."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="membership")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=["owner", "admin", "viewer"]), name="membership_role_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["account"], condition=Q(role="owner"), name="membership_one_owner"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} of {self.account}"
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+
+class Invitation(models.Model):
+    """A set-your-password link for a subaccount's owner. Only the token's hash is stored; a resend
+    replaces the previous invitation, and accepting consumes it with one conditional UPDATE."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="invitations")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(
+        max_length=254, help_text="The address the link was sent to; it must still match."
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    replaced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(accepted_at__isnull=True) | Q(replaced_at__isnull=True),
+                name="invitation_not_both_accepted_and_replaced",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "-created_at"], name="invitation_account_created")]
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.email}"
+
+
+class AuditEvent(models.Model):
+    """What happened to an account, who did it and, when impersonating, who really did it.
+    `master` is the agency whose trail this belongs to, so it survives the subaccount's deletion."""
+
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    real_actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=254, blank=True, help_text="Who, as they were then.")
+    real_actor_label = models.CharField(max_length=254, blank=True)
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    account_label = models.CharField(max_length=600, blank=True)
+    master = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.CASCADE, related_name="agency_audit_events"
+    )
+    action = models.CharField(max_length=64)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="audit_account_created"),
+            models.Index(fields=["master", "-created_at"], name="audit_master_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.account_label} by {self.actor_label}"
+
+    @property
+    def changed_fields(self) -> list[tuple[str, object, object]]:
+        keys = list(dict.fromkeys([*self.before.keys(), *self.after.keys()]))
+        return [(key, self.before.get(key), self.after.get(key)) for key in keys]
+
+
+class Usage(models.Model):
+    """Emails counted against one window of an account's allowance: the summary every page and bill
+    reads. Reserved with conditional UPDATEs in accounts/quota.py. Rows outlive their account (the
+    master's bill needs them), so the account link is nullable and its label is kept."""
+
+    class Window(models.TextChoices):
+        MONTH = "month", "Month"
+        HOUR = "hour", "Hour"
+
+    account = models.ForeignKey(Account, null=True, on_delete=models.SET_NULL, related_name="usage")
+    billed_to = models.ForeignKey(
+        Account,
+        on_delete=models.CASCADE,
+        related_name="billed_usage",
+        help_text="The account whose bill this is.",
+    )
+    account_label = models.CharField(max_length=600, blank=True, help_text="Kept for deleted accounts.")
+    window = models.CharField(max_length=5, choices=Window.choices)
+    start = models.DateTimeField(help_text="Start of the window, UTC.")
+    sent = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "billed_to", "window", "start"], name="usage_one_row_per_window"
+            ),
+            models.CheckConstraint(condition=Q(window__in=["month", "hour"]), name="usage_window_valid"),
+        ]
+        indexes = [models.Index(fields=["billed_to", "window", "start"], name="usage_billing")]
+
+    def __str__(self) -> str:
+        return f"{self.account_label}: {self.sent} in {self.window} from {self.start:%Y-%m-%d %H:%M}"
+
+
+class LimitAlert(models.Model):
+    """One row per threshold crossed per month: the guarantee of one alert email each."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="limit_alerts")
+    month = models.DateField(help_text="First day of the month, UTC.")
+    threshold = models.PositiveSmallIntegerField(help_text="Percent of the monthly limit.")
+    usage_at_alert = models.PositiveIntegerField(default=0)
+    limit_at_alert = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "month", "threshold"], name="limit_alert_once_per_month"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} passed {self.threshold}% in {self.month:%Y-%m}"

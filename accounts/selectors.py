@@ -1,0 +1,100 @@
+"""Reads shaped for pages. Each starts from the current account and costs a fixed number of queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import BooleanField, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .models import Account, AuditEvent, Invitation, Membership, Usage
+
+SUBACCOUNT_SORTS = {
+    "name": "name",
+    "-name": "-name",
+    "id": "public_id",
+    "-id": "-public_id",
+    "created": "created_at",
+    "-created": "-created_at",
+    "status": "status",
+    "-status": "-status",
+    "monthly_limit": "monthly_limit",
+    "-monthly_limit": "-monthly_limit",
+    "usage": "sent_this_month",
+    "-usage": "-sent_this_month",
+}
+
+
+def month_start(moment: datetime | None = None) -> datetime:
+    moment = moment or timezone.now()
+    return moment.astimezone(timezone.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def hour_start(moment: datetime | None = None) -> datetime:
+    moment = moment or timezone.now()
+    return moment.astimezone(timezone.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _sent_in(window: str, start: datetime) -> Subquery:
+    return Subquery(
+        Usage.objects.filter(
+            account=OuterRef("pk"), billed_to=OuterRef("billing_owner"), window=window, start=start
+        ).values("sent")[:1],
+        output_field=IntegerField(),
+    )
+
+
+def with_usage(queryset: QuerySet[Account], *, now: datetime | None = None) -> QuerySet[Account]:
+    """Annotate this month's and this hour's sends (from the Usage summary, never from messages)."""
+    queryset = queryset.annotate(billing_owner=Coalesce(F("parent_id"), F("pk")))
+    return queryset.annotate(
+        sent_this_month=Coalesce(_sent_in(Usage.Window.MONTH, month_start(now)), Value(0)),
+        sent_this_hour=Coalesce(_sent_in(Usage.Window.HOUR, hour_start(now)), Value(0)),
+    )
+
+
+def subaccounts_for_master(
+    master: Account, *, query: str = "", status: str = "", sort: str = "name", now: datetime | None = None
+) -> QuerySet[Account]:
+    """The master's subaccounts for its list page: searched by name, id or contact email, filtered by
+    status, sorted, with usage and invite state annotated, so a page costs the same queries at any size."""
+    subaccounts = Account.objects.subaccounts_of(master)
+    if query:
+        subaccounts = subaccounts.filter(
+            Q(name__icontains=query) | Q(public_id__icontains=query) | Q(contact_email__icontains=query)
+        )
+    if status in Account.Status.values:
+        subaccounts = subaccounts.filter(status=status)
+    # Django marks an unusable password with a leading "!": an owner with a real one has accepted.
+    owner_has_password = Membership.objects.filter(
+        account=OuterRef("pk"), role=Membership.Role.OWNER
+    ).exclude(user__password__startswith="!")
+    pending_invite = Invitation.objects.filter(
+        account=OuterRef("pk"),
+        accepted_at__isnull=True,
+        replaced_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
+    owner = Membership.objects.filter(account=OuterRef("pk"), role=Membership.Role.OWNER).values("user_id")[
+        :1
+    ]
+    subaccounts = with_usage(subaccounts, now=now).annotate(
+        owner_id=Subquery(owner, output_field=IntegerField()),
+        invite_accepted=Exists(owner_has_password, output_field=BooleanField()),
+        invite_pending=Exists(pending_invite, output_field=BooleanField()),
+    )
+    return subaccounts.order_by(SUBACCOUNT_SORTS.get(sort, "name"), "pk")
+
+
+def subaccount_of(master: Account, pk: int) -> Account:
+    """One of the master's subaccounts, annotated like a list row. Raises Account.DoesNotExist."""
+    return subaccounts_for_master(master).get(pk=pk)
+
+
+def audit_events_for_account(account: Account) -> QuerySet[AuditEvent]:
+    """An account's own trail; for a master, the whole agency's (its subaccounts' too, deleted ones included)."""
+    events = AuditEvent.objects.select_related("actor", "real_actor")
+    if account.is_master:
+        return events.filter(Q(master=account) | Q(account=account))
+    return events.filter(account=account)

@@ -1,0 +1,30 @@
+from django.urls import path
+
+from . import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("subaccounts/", views.subaccount_list, name="subaccount_list"),
+    path("subaccounts/add/", views.subaccount_create, name="subaccount_create"),
+    path("subaccounts/bulk/", views.subaccount_bulk, name="subaccount_bulk"),
+    path("subaccounts/<int:pk>/", views.subaccount_detail, name="subaccount_detail"),
+    path("subaccounts/<int:pk>/edit/", views.subaccount_edit, name="subaccount_edit"),
+    path("subaccounts/<int:pk>/delete/", views.subaccount_delete, name="subaccount_delete"),
+    path("subaccounts/<int:pk>/log-in-as/", views.log_in_as, name="log_in_as"),
+    path("subaccounts/<int:pk>/activity/", views.activity, name="subaccount_activity"),
+    *[
+        path(
+            f"subaccounts/<int:pk>/{action.replace('_', '-')}/",
+            views.subaccount_action,
+            {"action": action},
+            name=f"subaccount_{action}",
+        )
+        for action in views.ROW_ACTIONS
+    ],
+    path("activity/", views.activity, name="activity"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("closed/", views.closed, name="closed"),
+    path("renew/", views.renew, name="renew"),
+    path("invite/<str:token>/", views.invite_accept, name="invite_accept"),
+]

@@ -1,0 +1,365 @@
+"""Pages of the accounts app. Thin: parse, call one service or selector, render. Another tenant's
+object is a 404; a refusal is a message beside what the user was doing."""
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+from hijack.views import AcquireUserView
+
+from . import impersonation, invites, lifecycle, selectors
+from .decorators import account_required, master_required
+from .errors import DomainError, ValidationError
+from .forms import BulkActionForm, DeleteSubaccountForm, SetPasswordForm, SubaccountForm
+from .impersonation import real_user
+from .models import Account, User
+
+PAGE_SIZE = 25
+SORT_CHOICES = [
+    ("name", "Name (A–Z)"),
+    ("-name", "Name (Z–A)"),
+    ("-created", "Newest first"),
+    ("created", "Oldest first"),
+    ("id", "Id"),
+    ("status", "Status"),
+    ("-usage", "Most sent this month"),
+    ("-monthly_limit", "Highest monthly limit"),
+]
+
+
+@login_required
+def home(request):
+    """Everyone lands here after login and goes to the page their account kind starts on."""
+    account = request.account
+    if account is None:
+        return render(request, "accounts/no_account.html")
+    if account.is_master:
+        return redirect("accounts:subaccount_list")
+    if account.status == Account.Status.CLOSED and account.is_subaccount:
+        return redirect("accounts:closed")
+    return redirect("accounts:dashboard")
+
+
+def _list_context(request) -> dict:
+    query = request.GET.get("q", "").strip()[:255]
+    status = request.GET.get("status", "")
+    sort = request.GET.get("sort", "name")
+    subaccounts = selectors.subaccounts_for_master(request.account, query=query, status=status, sort=sort)
+    page = Paginator(subaccounts, PAGE_SIZE).get_page(request.GET.get("page"))
+    return {
+        "page": page,
+        "query": query,
+        "status": status,
+        "sort": sort,
+        "statuses": Account.Status.choices,
+        "sort_choices": SORT_CHOICES,
+        "has_any": bool(page.object_list) or Account.objects.subaccounts_of(request.account).exists(),
+        "nav": "subaccounts",
+    }
+
+
+@master_required
+def subaccount_list(request):
+    template = "accounts/subaccount_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#subaccount-table"
+    return render(request, template, _list_context(request))
+
+
+def _get_subaccount(request, pk: int) -> Account:
+    try:
+        return selectors.subaccount_of(request.account, pk)
+    except Account.DoesNotExist:
+        raise Http404("No such subaccount.") from None
+
+
+@master_required
+def subaccount_detail(request, pk: int):
+    return render(
+        request,
+        "accounts/subaccount_detail.html",
+        {"sub": _get_subaccount(request, pk), "nav": "subaccounts"},
+    )
+
+
+@master_required
+def subaccount_create(request):
+    form = SubaccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subaccount = lifecycle.create_subaccount(
+                actor=request.user, master=request.account, real_actor=real_user(request), **form.cleaned_data
+            )
+        except ValidationError as exc:
+            form.add_domain_error(exc)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request, f"{subaccount.name} created. An invite is on its way to {subaccount.contact_email}."
+            )
+            return redirect(reverse("accounts:subaccount_list") + f"#sub-{subaccount.pk}")
+    return render(request, "accounts/subaccount_form.html", {"form": form, "nav": "subaccounts"})
+
+
+@master_required
+def subaccount_edit(request, pk: int):
+    subaccount = _get_subaccount(request, pk)
+    initial = {field: getattr(subaccount, field) for field in lifecycle.EDITABLE_FIELDS}
+    email_locked = subaccount.invite_accepted
+    form = SubaccountForm(
+        request.POST or None, initial=initial, subaccount=subaccount, email_locked=email_locked
+    )
+    if request.method == "POST" and form.is_valid():
+        changes = {field: form.cleaned_data[field] for field in form.changed_data}
+        try:
+            lifecycle.update_subaccount(
+                actor=request.user,
+                master=request.account,
+                subaccount_id=pk,
+                changes=changes,
+                real_actor=real_user(request),
+            )
+        except ValidationError as exc:
+            form.add_domain_error(exc)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request, f"{form.cleaned_data['name']} saved." if changes else "Nothing changed."
+            )
+            return redirect("accounts:subaccount_detail", pk=pk)
+    return render(
+        request, "accounts/subaccount_form.html", {"form": form, "sub": subaccount, "nav": "subaccounts"}
+    )
+
+
+# One POST endpoint per row action; each calls one service function.
+ROW_ACTIONS = {
+    "pause": (lifecycle.pause_subaccount, "{name}: sending paused. New mail is held until you resume."),
+    "resume": (lifecycle.resume_subaccount, "{name}: sending resumed."),
+    "close": (
+        lifecycle.close_subaccount,
+        "{name} closed. It cannot send; its owner can renew it on their own.",
+    ),
+    "reopen": (lifecycle.reopen_subaccount, "{name} reopened."),
+    "resend_invite": (
+        lifecycle.resend_invite,
+        "A new invite is on its way to {email}. The previous link no longer works.",
+    ),
+    "password_reset": (
+        lifecycle.send_password_reset_email,
+        "A password reset email is on its way to {email}.",
+    ),
+    "archiving_on": (
+        lambda **kw: lifecycle.set_archiving(enabled=True, **kw),
+        "{name}: email archiving is on.",
+    ),
+    "archiving_off": (
+        lambda **kw: lifecycle.set_archiving(enabled=False, **kw),
+        "{name}: email archiving is off.",
+    ),
+}
+
+
+@require_POST
+@master_required
+def subaccount_action(request, pk: int, action: str):
+    service, success = ROW_ACTIONS[action]
+    try:
+        subaccount = service(
+            actor=request.user, master=request.account, subaccount_id=pk, real_actor=real_user(request)
+        )
+    except Account.DoesNotExist:
+        raise Http404("No such subaccount.") from None
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success.format(name=subaccount.name, email=subaccount.contact_email))
+    if request.POST.get("from") == "detail":
+        url = reverse("accounts:subaccount_detail", kwargs={"pk": pk})
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    if request.htmx:
+        return render(
+            request,
+            "accounts/partials/subaccount_row.html",
+            {"sub": _get_subaccount(request, pk), "oob_messages": True},
+        )
+    return redirect(reverse("accounts:subaccount_list") + f"#sub-{pk}")
+
+
+@master_required
+def subaccount_delete(request, pk: int):
+    subaccount = _get_subaccount(request, pk)
+    form = DeleteSubaccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            lifecycle.delete_subaccount(
+                actor=request.user,
+                master=request.account,
+                subaccount_id=pk,
+                confirm_name=form.cleaned_data["confirm_name"],
+                real_actor=real_user(request),
+            )
+        except ValidationError as exc:
+            form.add_error("confirm_name", exc.message)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"{subaccount.name} was deleted for good.")
+            return redirect("accounts:subaccount_list")
+    return render(
+        request, "accounts/subaccount_delete.html", {"sub": subaccount, "form": form, "nav": "subaccounts"}
+    )
+
+
+BULK_SERVICES = {
+    "pause": lambda **kw: lifecycle.pause_subaccount(**kw),
+    "resume": lambda **kw: lifecycle.resume_subaccount(**kw),
+    "set_monthly_limit": lambda monthly_limit, **kw: lifecycle.update_subaccount(
+        changes={"monthly_limit": monthly_limit}, **kw
+    ),
+}
+
+
+@require_POST
+@master_required
+def subaccount_bulk(request):
+    """Apply one action to many subaccounts, each in its own transaction, and report every outcome."""
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        for error in [
+            *form.non_field_errors(),
+            *form.errors.get("monthly_limit", []),
+            *form.errors.get("action", []),
+        ]:
+            messages.error(request, error)
+        return redirect("accounts:subaccount_list")
+    data = form.cleaned_data
+    if data["all_matching"]:
+        targets = list(
+            selectors.subaccounts_for_master(
+                request.account, query=data["q"], status=data["status"]
+            ).values_list("pk", flat=True)
+        )
+    else:
+        targets = data["selected"]
+    extra = {"monthly_limit": data["monthly_limit"]} if data["action"] == "set_monthly_limit" else {}
+    done, refused = [], []
+    for pk in targets:
+        try:
+            subaccount = BULK_SERVICES[data["action"]](
+                actor=request.user,
+                master=request.account,
+                subaccount_id=pk,
+                real_actor=real_user(request),
+                **extra,
+            )
+            done.append(subaccount.name)
+        except Account.DoesNotExist:
+            refused.append(f"#{pk}: no such subaccount")
+        except DomainError as exc:
+            refused.append(exc.message)
+    label = dict(BulkActionForm.base_fields["action"].choices)[data["action"]]
+    if done:
+        messages.success(
+            request, f"{label}: done for {len(done)} — {', '.join(done[:20])}{'…' if len(done) > 20 else ''}."
+        )
+    for reason in refused[:20]:
+        messages.error(request, f"{label} refused: {reason}")
+    if len(refused) > 20:
+        messages.error(request, f"…and {len(refused) - 20} more refused.")
+    return redirect("accounts:subaccount_list")
+
+
+@account_required
+def activity(request, pk: int | None = None):
+    """The audit trail: the agency's (or one subaccount's, for the master), or the account's own."""
+    if pk is not None:
+        if not request.account.is_master:
+            raise Http404("No such page.")
+        subject = _get_subaccount(request, pk)
+    else:
+        subject = request.account
+    events = selectors.audit_events_for_account(subject)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(request, "accounts/activity.html", {"page": page, "subject": subject, "nav": "activity"})
+
+
+@account_required
+def dashboard(request):
+    if request.account.is_master:
+        return redirect("accounts:subaccount_list")
+    account = selectors.with_usage(Account.objects.filter(pk=request.account.pk)).get()
+    return render(request, "accounts/dashboard.html", {"account": account, "nav": "dashboard"})
+
+
+@login_required
+def closed(request):
+    account = request.account
+    if account is None or account.status != Account.Status.CLOSED or not account.is_subaccount:
+        return redirect("home")
+    return render(request, "accounts/closed.html", {"account": account})
+
+
+@require_POST
+@login_required
+def renew(request):
+    try:
+        account = lifecycle.renew_account(actor=request.user, real_actor=real_user(request))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("home")
+    messages.success(request, f"Welcome back: {account.name} is now your own account and can send again.")
+    return redirect("accounts:dashboard")
+
+
+def invite_accept(request, token: str):
+    """GET shows the set-password form; only POST consumes the invite."""
+    lookup = invites.look_up(token)
+    if lookup.state is not invites.InviteState.VALID:
+        return _invite_invalid(request, lookup.state)
+    form = SetPasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = invites.accept_invite(token=token, password=form.cleaned_data["password1"])
+        except invites.InviteNotUsable as exc:
+            return _invite_invalid(request, exc.state)
+        except ValidationError as exc:
+            form.add_error("password1", exc.message)
+        else:
+            if request.user.is_authenticated:  # someone else was logged in in this browser
+                logout(request)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome! Your password is set and you are logged in.")
+            return redirect("home")
+    return render(request, "accounts/invite_accept.html", {"form": form, "invitation": lookup.invitation})
+
+
+def _invite_invalid(request, state: invites.InviteState):
+    status = 404 if state is invites.InviteState.UNKNOWN else 410
+    return render(request, "accounts/invite_invalid.html", {"state": state.value}, status=status)
+
+
+@require_POST
+@master_required
+def log_in_as(request, pk: int):
+    """Log in as the subaccount's owner, through django-hijack, after our own check with a readable refusal."""
+    subaccount = _get_subaccount(request, pk)
+    reason = impersonation.refusal_reason(
+        hijacker=request.user,
+        hijacked=User.objects.filter(pk=subaccount.owner_id).first(),
+        already_impersonating=bool(request.session.get("hijack_history")),
+    )
+    if reason:
+        messages.error(request, reason)
+        return redirect(reverse("accounts:subaccount_list") + f"#sub-{pk}")
+    request.POST = request.POST.copy()
+    request.POST["user_pk"] = str(subaccount.owner_id)
+    request.POST["next"] = reverse("accounts:dashboard")
+    return AcquireUserView.as_view()(request)

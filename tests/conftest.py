@@ -1,0 +1,50 @@
+import os
+
+import pytest
+from django.conf import settings
+
+from reseller.celery import app as celery_app
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def pytest_report_header(config):
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    redis = settings.REDIS_URL or "none (local-memory cache, Celery eager)"
+    lines = [f"database: {engine}; redis: {redis}"]
+    if engine == "sqlite3":
+        lines.append(
+            "SQLite: tests that need PostgreSQL or Redis are skipped. Set DATABASE_URL and REDIS_URL to run them."
+        )
+    return lines
+
+
+def pytest_configure(config):
+    if IN_CI and (
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL
+    ):
+        raise pytest.UsageError("CI must run against PostgreSQL and Redis: set DATABASE_URL and REDIS_URL.")
+
+
+def requires_postgres():
+    return pytest.mark.skipif(
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="needs PostgreSQL (set DATABASE_URL=postgres://...)",
+    )
+
+
+def requires_redis():
+    return pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (set REDIS_URL=redis://...)")
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager_and_fresh_cache(request):
+    """Tasks run in-process unless a test starts a real worker; rate-limit counters never leak between tests."""
+    from django.core.cache import cache
+
+    eager = "real_celery" not in request.keywords
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = eager
+    cache.clear()
+    yield
+    celery_app.conf.task_always_eager = previous
