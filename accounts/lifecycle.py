@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import emails, invites, ratelimit
+from . import emails, invites, ratelimit, signals
 from .audit import diff, record
 from .errors import InvalidTransition, PermissionDenied, ValidationError
 from .models import Account, Membership, Usage, User
@@ -383,12 +383,14 @@ def pause_subaccount(
 def resume_subaccount(
     *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
 ) -> Account:
-    """Start sending again; held mail is released. Only from paused."""
-    return _transition(
+    """Start sending again; held mail is released (by mailing, on the account_resumed signal). Only from paused."""
+    subaccount = _transition(
         actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor,
         allowed_from={Account.Status.PAUSED}, to=Account.Status.ACTIVE, action="subaccount.resumed",
         refusal="{name} is {status}, not paused: there is nothing to resume.",
     )  # fmt: skip
+    transaction.on_commit(lambda: signals.account_resumed.send(sender=Account, account=subaccount))
+    return subaccount
 
 
 @transaction.atomic(durable=True)
