@@ -5,6 +5,7 @@ from urllib.parse import quote
 
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.urls import reverse
 
 
@@ -15,3 +16,11 @@ class AccountAdapter(DefaultAccountAdapter):
     def get_reset_password_from_key_url(self, key: str) -> str:
         path = reverse("account_reset_password_from_key", kwargs={"uidb36": "UID", "key": "KEY"})
         return settings.SITE_URL + path.replace("UID-KEY", quote(key))
+
+    def set_password(self, user, password: str) -> None:
+        # Every allauth flow that sets a password comes through here: refuse it for a visiting agency.
+        if self.request is not None and self.request.session.get("hijack_history"):
+            raise DjangoPermissionDenied(
+                "Changing the password is not allowed while you are logged in as someone else."
+            )
+        super().set_password(user, password)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, login
+from django.contrib.auth.signals import user_logged_out
 from django.utils import timezone
 from hijack import signals
 
@@ -93,15 +94,17 @@ def impersonation_expired(request) -> bool:
 
 
 def end_impersonation(request) -> User | None:
-    """Return the browser to the agency user, as hijack's release view does (used when time runs out)."""
+    """Return the browser to the agency user, as hijack's release view does (used when time runs out).
+    Returns the user who was being impersonated."""
     history = request.session.get("hijack_history") or []
     if not history:
         return None
-    hijacked = request.user
+    # request.user is lazy and reads the session: pin it down before login() rewrites the session.
+    hijacked = User.objects.get(pk=request.user.pk)
     hijacker = User.objects.filter(pk=history.pop()).first()
     if hijacker is None:
         request.session.flush()
-        return None
+        return hijacked
     backend = request.session[BACKEND_SESSION_KEY]
     with signals.no_update_last_login():
         login(request, hijacker, backend=backend)
@@ -140,6 +143,23 @@ def _on_ended(sender, request, hijacker, hijacked, expired: bool = False, **kwar
         )
 
 
+def _on_logged_out(sender, request, user, **kwargs) -> None:
+    """Logging out while impersonating ends the visit too: say so in the owner's trail."""
+    if request is None or user is None or not request.session.get("hijack_history"):
+        return
+    hijacker = real_user(request)
+    membership = Membership.objects.select_related("account").filter(user=user).first()
+    if hijacker is not None and membership is not None:
+        record(
+            actor=user,
+            real_actor=hijacker,
+            account=membership.account,
+            action="impersonation.ended",
+            after={"by": hijacker.email, "how": "logout"},
+        )
+
+
 def connect_signals() -> None:
     signals.hijack_started.connect(_on_started, dispatch_uid="accounts.impersonation.started")
     signals.hijack_ended.connect(_on_ended, dispatch_uid="accounts.impersonation.ended")
+    user_logged_out.connect(_on_logged_out, dispatch_uid="accounts.impersonation.logged_out")
