@@ -1,0 +1,127 @@
+"""The master's bill: its subaccounts' usage is its own. Reads the Usage summary only (never messages).
+
+Every Usage row carries `billed_to`, fixed when the send was counted, so a subaccount that was later
+deleted (its rows keep their label) or renewed as a standalone account (its later rows are billed to
+itself) still appears on the master's bill for exactly the months it sent as the master's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from .models import Account, Usage
+
+
+@dataclass(frozen=True)
+class BillLine:
+    account_id: int | None
+    public_id: str
+    name: str
+    state: str  # "own sending", "active", "paused", "closed", "deleted", "renewed"
+    sent: int
+
+
+@dataclass(frozen=True)
+class Bill:
+    month: date
+    lines: list[BillLine]
+
+    @property
+    def total(self) -> int:
+        return sum(line.sent for line in self.lines)
+
+
+@dataclass(frozen=True)
+class MonthSummary:
+    month: date
+    sent: int
+    accounts: int
+
+
+def month_start(month: date) -> datetime:
+    return datetime(month.year, month.month, 1, tzinfo=timezone.UTC)
+
+
+def parse_month(value: str | None) -> date:
+    """'2026-11' → date(2026, 11, 1); anything else → the current month (UTC)."""
+    today = timezone.now().astimezone(timezone.UTC).date()
+    try:
+        year, month = (int(part) for part in (value or "").split("-", 1))
+        return date(year, month, 1)
+    except (TypeError, ValueError):
+        return today.replace(day=1)
+
+
+def months_billed(master: Account, *, limit: int = 24) -> list[MonthSummary]:
+    """The months with usage on the master's bill, newest first: one aggregate query."""
+    rows = (
+        Usage.objects.filter(billed_to=master, window=Usage.Window.MONTH)
+        .values("start")
+        .annotate(sent=Sum("sent"), accounts=Count("id"))
+        .order_by("-start")[:limit]
+    )
+    return [
+        MonthSummary(month=row["start"].date(), sent=row["sent"], accounts=row["accounts"]) for row in rows
+    ]
+
+
+def _state(row: dict, master: Account) -> str:
+    if row["account_id"] is None:
+        return "deleted"
+    if row["account_id"] == master.pk:
+        return "own sending"
+    if row["account__parent_id"] != master.pk:
+        return "renewed"
+    return row["account__status"]
+
+
+def bill_for_month(master: Account, month: date) -> Bill:
+    """One line per account that sent on the master's bill that month (its own sending included)."""
+    rows = (
+        Usage.objects.filter(billed_to=master, window=Usage.Window.MONTH, start=month_start(month))
+        .values(
+            "account_id",
+            "account_label",
+            "account__public_id",
+            "account__name",
+            "account__status",
+            "account__parent_id",
+            "sent",
+        )  # fmt: skip
+        .order_by("-sent", "account_label")
+    )
+    lines = [
+        BillLine(
+            account_id=row["account_id"],
+            public_id=row["account__public_id"] or "",
+            name=row["account__name"] or row["account_label"],
+            state=_state(row, master),
+            sent=row["sent"],
+        )
+        for row in rows
+    ]
+    return Bill(month=month, lines=lines)
+
+
+def bill_csv(bill: Bill) -> str:
+    """The month's bill as CSV, one row per account, for re-billing customers."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["month", "subaccount_id", "name", "state", "emails_sent"])
+    for line in bill.lines:
+        writer.writerow(
+            [bill.month.strftime("%Y-%m"), line.public_id, _csv_safe(line.name), line.state, line.sent]
+        )
+    writer.writerow([bill.month.strftime("%Y-%m"), "", "Total", "", bill.total])
+    return out.getvalue()
+
+
+def _csv_safe(value: str) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas: a customer's name must not."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
