@@ -93,7 +93,7 @@ def bill_for_month(master: Account, month: date) -> Bill:
             "account__status",
             "account__parent_id",
             "sent",
-        )  # fmt: skip
+        )
         .order_by("-sent", "account_label")
     )
     lines = [
