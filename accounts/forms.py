@@ -103,3 +103,12 @@ class SetPasswordForm(forms.Form):
         if data.get("password1") and data.get("password2") and data["password1"] != data["password2"]:
             self.add_error("password2", "The two passwords differ.")
         return data
+
+
+class AlertThresholdsForm(forms.Form):
+    thresholds = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Alert at these percentages of the monthly limit",
+        help_text="Comma-separated, e.g. 80, 95. An alert at 100 % is always sent.",
+    )

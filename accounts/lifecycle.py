@@ -486,3 +486,54 @@ def delete_subaccount(
     subaccount.delete()
     if owner is not None and not Membership.objects.filter(user=owner).exists():
         owner.delete()
+
+
+def clean_thresholds(value) -> list[int]:
+    """'80, 95' or [80, 95] → [80, 95]: whole percentages between 1 and 100, sorted, no duplicates."""
+    parts = value.replace(";", ",").split(",") if isinstance(value, str) else list(value or [])
+    try:
+        numbers = sorted({int(str(part).strip().rstrip("%")) for part in parts if str(part).strip()})
+    except ValueError:
+        raise ValidationError(
+            "Thresholds are whole percentages, such as 80, 95.", field="thresholds"
+        ) from None
+    if not numbers or any(n < 1 or n > 100 for n in numbers):
+        raise ValidationError("Give at least one percentage between 1 and 100.", field="thresholds")
+    if len(numbers) > 5:
+        raise ValidationError("At most five thresholds.", field="thresholds")
+    return numbers
+
+
+@transaction.atomic(durable=True)
+def set_alert_thresholds(
+    *,
+    actor: User,
+    master: Account,
+    thresholds,
+    subaccount_id: int | None = None,
+    real_actor: User | None = None,
+) -> Account:
+    """Set the master's default near-limit alert thresholds or, with `subaccount_id`, one subaccount's
+    override (empty thresholds on a subaccount: back to the master's). 100 % always alerts too."""
+    account = (
+        _locked_subaccount(master, subaccount_id)
+        if subaccount_id is not None
+        else Account.objects.select_for_update().get(pk=master.pk, kind=Account.Kind.MASTER)
+    )
+    require_role(actor, master, Membership.Role.ADMIN)
+    cleared = subaccount_id is not None and not str(thresholds or "").strip("[], ")
+    new = None if cleared else clean_thresholds(thresholds)
+    before = account.alert_thresholds
+    if new == before:
+        return account
+    account.alert_thresholds = new
+    account.save(update_fields=["alert_thresholds", "updated_at"])
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=account,
+        action="alerts.thresholds_changed",
+        before={"alert_thresholds": before},
+        after={"alert_thresholds": new},
+    )
+    return account

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import BooleanField, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import Account, AuditEvent, Invitation, Membership, Usage
+from .models import Account, AuditEvent, Invitation, LimitAlert, Membership, Usage
 
 SUBACCOUNT_SORTS = {
     "name": "name",
@@ -98,3 +110,54 @@ def audit_events_for_account(account: Account) -> QuerySet[AuditEvent]:
     if account.is_master:
         return events.filter(Q(master=account) | Q(account=account))
     return events.filter(account=account)
+
+
+DEFAULT_ALERT_THRESHOLDS = [80, 95]
+
+
+def thresholds_for(account: Account) -> list[int]:
+    """The thresholds that apply to an account: its own override, else its master's, else the default."""
+    own = account.alert_thresholds
+    if own:
+        return own
+    if account.parent_id and account.parent.alert_thresholds:
+        return account.parent.alert_thresholds
+    return DEFAULT_ALERT_THRESHOLDS
+
+
+def master_overview(master: Account, *, now: datetime | None = None) -> dict:
+    """The master's overview page: one aggregate query per widget, whatever the number of subaccounts."""
+    start = month_start(now)
+    month_usage = Usage.objects.filter(billed_to=master, window=Usage.Window.MONTH, start=start)
+    totals = month_usage.aggregate(
+        total_sent=Coalesce(Sum("sent"), 0), senders=Count("id", filter=Q(sent__gt=0))
+    )
+    subaccounts = Account.objects.subaccounts_of(master).aggregate(
+        total=Count("id"),
+        active=Count("id", filter=Q(status=Account.Status.ACTIVE)),
+        paused=Count("id", filter=Q(status=Account.Status.PAUSED)),
+        closed=Count("id", filter=Q(status=Account.Status.CLOSED)),
+    )
+    lowest = min(master.alert_thresholds or DEFAULT_ALERT_THRESHOLDS)
+    subaccount_usage = month_usage.filter(account__parent=master).select_related("account")
+    top = subaccount_usage.filter(sent__gt=0).order_by("-sent")[:5]
+    near_limit = (
+        subaccount_usage.annotate(percent=F("sent") * 100 / F("account__monthly_limit"))
+        .filter(sent__gte=F("account__monthly_limit") * lowest / 100.0)
+        .order_by("-percent")[:10]
+    )
+    return {
+        "month": start,
+        "sent": totals["total_sent"],
+        "senders": totals["senders"],
+        "subaccounts": subaccounts,
+        "top": list(top),
+        "near_limit": list(near_limit),
+        "lowest_threshold": lowest,
+        "alerts": list(
+            LimitAlert.objects.filter(account__parent=master)
+            .select_related("account")
+            .order_by("-created_at")[:8]
+        ),
+        "events": list(audit_events_for_account(master)[:8]),
+    }

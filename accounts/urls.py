@@ -22,6 +22,11 @@ urlpatterns = [
         )
         for action in views.ROW_ACTIONS
     ],
+    path("subaccounts/<int:pk>/alerts/", views.alert_settings, name="subaccount_alerts"),
+    path("overview/", views.overview, name="overview"),
+    path("billing/", views.billing_page, name="billing"),
+    path("billing/export.csv", views.billing_csv, name="billing_csv"),
+    path("alerts/", views.alert_settings, name="alert_settings"),
     path("activity/", views.activity, name="activity"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("closed/", views.closed, name="closed"),

@@ -5,17 +5,17 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from hijack.views import AcquireUserView
 
-from . import impersonation, invites, lifecycle, selectors
+from . import billing, impersonation, invites, lifecycle, selectors
 from .decorators import account_required, master_required
 from .errors import DomainError, ValidationError
-from .forms import BulkActionForm, DeleteSubaccountForm, SetPasswordForm, SubaccountForm
+from .forms import AlertThresholdsForm, BulkActionForm, DeleteSubaccountForm, SetPasswordForm, SubaccountForm
 from .impersonation import real_user
 from .models import Account, User
 
@@ -363,3 +363,64 @@ def log_in_as(request, pk: int):
     request.POST["user_pk"] = str(subaccount.owner_id)
     request.POST["next"] = reverse("accounts:dashboard")
     return AcquireUserView.as_view()(request)
+
+
+@master_required
+def overview(request):
+    return render(
+        request, "accounts/overview.html", {**selectors.master_overview(request.account), "nav": "overview"}
+    )
+
+
+@master_required
+def billing_page(request):
+    month = billing.parse_month(request.GET.get("month"))
+    context = {
+        "bill": billing.bill_for_month(request.account, month),
+        "months": billing.months_billed(request.account),
+        "nav": "billing",
+    }
+    return render(request, "accounts/billing.html", context)
+
+
+@master_required
+def billing_csv(request):
+    bill = billing.bill_for_month(request.account, billing.parse_month(request.GET.get("month")))
+    response = HttpResponse(billing.bill_csv(bill), content_type="text/csv; charset=utf-8")
+    filename = f"{request.account.public_id}-usage-{bill.month:%Y-%m}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@master_required
+def alert_settings(request, pk: int | None = None):
+    """The master's default near-limit thresholds, or (with pk) one subaccount's override."""
+    subject = _get_subaccount(request, pk) if pk is not None else request.account
+    form = AlertThresholdsForm(
+        request.POST or None, initial={"thresholds": ", ".join(map(str, subject.alert_thresholds or []))}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            lifecycle.set_alert_thresholds(
+                actor=request.user,
+                master=request.account,
+                subaccount_id=pk,
+                thresholds=form.cleaned_data["thresholds"],
+                real_actor=real_user(request),
+            )
+        except ValidationError as exc:
+            form.add_error("thresholds", exc.message)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Alert thresholds saved.")
+            return (
+                redirect("accounts:subaccount_detail", pk=pk) if pk else redirect("accounts:alert_settings")
+            )
+    context = {
+        "form": form,
+        "subject": subject,
+        "effective": selectors.thresholds_for(subject),
+        "nav": "alerts" if pk is None else "subaccounts",
+    }
+    return render(request, "accounts/alert_settings.html", context)
