@@ -26,7 +26,7 @@ def record(
     The master is stored too, so the agency's trail outlives a deleted subaccount."""
     master_id = account.parent_id if account.is_subaccount else (account.pk if account.is_master else None)
     return AuditEvent.objects.create(
-        actor=actor,
+        actor=actor if isinstance(actor, User) else None,
         actor_label=actor.email if actor else "system",
         real_actor=real_actor,
         real_actor_label=real_actor.email if real_actor else "",

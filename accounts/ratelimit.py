@@ -18,3 +18,9 @@ def hit(key: str, *, limit: int, window_seconds: int) -> bool:
     except ValueError:  # expired between add and incr
         cache.add(cache_key, 1, timeout=window_seconds + 1)
         return True
+
+
+def exceeded(key: str, *, limit: int, window_seconds: int) -> bool:
+    """Whether `key` is already over `limit` in the current window, without counting a hit."""
+    window = int(time.time() // window_seconds)
+    return (cache.get(f"rl:{key}:{window}") or 0) >= limit

@@ -152,6 +152,11 @@ IMPERSONATION_MAX_MINUTES = env.int("IMPERSONATION_MAX_MINUTES", default=60)
 INVITE_VALID_HOURS = env.int("INVITE_VALID_HOURS", default=24)
 STANDALONE_MONTHLY_LIMIT = env.int("STANDALONE_MONTHLY_LIMIT", default=1000)
 MASTER_DEFAULT_MONTHLY_LIMIT = env.int("MASTER_DEFAULT_MONTHLY_LIMIT", default=100_000)
+# A subaccount added through the API without `monthly_quota` gets this allowance (documented in docs/api.md).
+SUBACCOUNT_DEFAULT_MONTHLY_LIMIT = env.int("SUBACCOUNT_DEFAULT_MONTHLY_LIMIT", default=10_000)
+API_CALLS_PER_MINUTE = env.int("API_CALLS_PER_MINUTE", default=600)
+API_FAILED_KEYS_PER_MINUTE = env.int("API_FAILED_KEYS_PER_MINUTE", default=20)
+API_MAX_RECIPIENTS = env.int("API_MAX_RECIPIENTS", default=1000)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Reseller Dashboard <no-reply@reseller.test>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from accounts import views as account_views
+from mailing import api
 
 admin.site.site_header = "Reseller Dashboard — operators"
 admin.site.site_title = "Reseller Dashboard admin"
@@ -12,4 +13,9 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("hijack/", include("hijack.urls")),
     path("admin/", admin.site.urls),
+    # Mandrill's wire format: any 1.x version, with or without an output-format suffix.
+    re_path(
+        r"^api/1\.\d+/(?P<group>[a-z0-9_-]+)/(?P<call>[a-z0-9_-]+?)(?:\.(?P<output_format>[a-z]+))?/?$",
+        api.endpoint,
+    ),
 ]
