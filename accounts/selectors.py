@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import (
     BooleanField,
@@ -17,7 +17,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from .models import Account, AuditEvent, Invitation, LimitAlert, Membership, Usage
@@ -161,3 +161,21 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
         ),
         "events": list(audit_events_for_account(master)[:8]),
     }
+
+
+def daily_sent(account: Account, *, days: int = 30, now: datetime | None = None) -> list[dict]:
+    """Emails counted per UTC day over the last `days` days, from the hourly Usage windows
+    (one aggregate query; days without sending are filled with 0 for the chart)."""
+    today = (now or timezone.now()).astimezone(timezone.UTC).date()
+    first = today - timedelta(days=days - 1)
+    rows = (
+        Usage.objects.filter(account=account, window=Usage.Window.HOUR, start__date__gte=first)
+        .annotate(day=TruncDate("start", tzinfo=timezone.UTC))
+        .values("day")
+        .annotate(sent=Sum("sent"))
+    )
+    by_day = {row["day"]: row["sent"] for row in rows}
+    return [
+        {"day": (first + timedelta(days=n)).isoformat(), "sent": by_day.get(first + timedelta(days=n), 0)}
+        for n in range(days)
+    ]

@@ -296,7 +296,8 @@ def dashboard(request):
     if request.account.is_master:
         return redirect("accounts:subaccount_list")
     account = selectors.with_usage(Account.objects.filter(pk=request.account.pk)).get()
-    return render(request, "accounts/dashboard.html", {"account": account, "nav": "dashboard"})
+    context = {"account": account, "daily": selectors.daily_sent(account), "nav": "dashboard"}
+    return render(request, "accounts/dashboard.html", context)
 
 
 @login_required

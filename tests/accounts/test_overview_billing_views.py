@@ -110,3 +110,21 @@ def test_the_thresholds_page_saves_and_shows_errors(client):
     assert good.status_code == 302
     master.refresh_from_db()
     assert master.alert_thresholds == [70, 90]
+
+
+def test_the_owners_dashboard_charts_30_days_from_hourly_usage(client):
+    from accounts.selectors import daily_sent, hour_start
+
+    sub, owner = subaccount_with_owner()
+    now = timezone.now()
+    for hours_ago, sent in [(0, 5), (1, 3), (24 * 3, 7), (24 * 40, 100)]:
+        Usage.objects.create(
+            account=sub, billed_to=sub.parent, window=Usage.Window.HOUR,
+            start=hour_start(now) - timezone.timedelta(hours=hours_ago), sent=sent,
+        )  # fmt: skip
+    days = daily_sent(sub, now=now)
+    assert len(days) == 30
+    assert sum(day["sent"] for day in days) == 15  # 40 days ago is outside the chart
+    client.force_login(owner)
+    page = client.get(reverse("accounts:dashboard")).content.decode()
+    assert 'id="daily-data"' in page and 'id="daily-chart"' in page

@@ -1,6 +1,8 @@
 """Demo data for `make run`: an agency with staff of each role and subaccounts in every state.
 Idempotent: running it again changes nothing and prints the same logins."""
 
+from datetime import timedelta
+
 from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -75,6 +77,36 @@ def _master(spec: dict) -> Account:
     return master
 
 
+def _seed_usage(sub: Account, master: Account, sent: int, now) -> None:
+    """This month's usage, spread over working hours of the days so far, so that the month's row,
+    the hourly rows and the charts agree."""
+    label = str(sub)
+    Usage.objects.create(account=sub, billed_to=master, account_label=label, window=Usage.Window.MONTH,
+                         start=month_start(now), sent=sent)  # fmt: skip
+    this_hour = hour_start(now)
+    hours = [
+        hour
+        for day in range(now.day)
+        for hour in (month_start(now) + timedelta(days=day, hours=h) for h in range(9, 17))
+        if hour < this_hour
+    ] + [this_hour]
+    weights = [1 + (i * 7919) % 5 for i in range(len(hours))]
+    shares = [sent * w // sum(weights) for w in weights]
+    shares[-1] += sent - sum(shares)
+    Usage.objects.bulk_create(
+        Usage(
+            account=sub,
+            billed_to=master,
+            account_label=label,
+            window=Usage.Window.HOUR,
+            start=hour,
+            sent=share,
+        )
+        for hour, share in zip(hours, shares, strict=True)
+        if share
+    )
+
+
 class Command(BaseCommand):
     help = "Create the demo agency, its staff and subaccounts (idempotent) and print the logins."
 
@@ -103,11 +135,7 @@ class Command(BaseCommand):
                 EmailAddress.objects.create(user=owner, email=email, primary=True, verified=False)
                 invites.issue_invitation(account=sub, user=owner)
             if sent:
-                label = str(sub)
-                Usage.objects.create(account=sub, billed_to=master, account_label=label, window=Usage.Window.MONTH,
-                                     start=month_start(now), sent=sent)  # fmt: skip
-                Usage.objects.create(account=sub, billed_to=master, account_label=label, window=Usage.Window.HOUR,
-                                     start=hour_start(now), sent=min(sent // 200, hourly or sent))  # fmt: skip
+                _seed_usage(sub, master, sent, now)
         _master(OTHER_MASTER)
         self._print_logins()
 
