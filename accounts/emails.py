@@ -72,3 +72,18 @@ def send_renewed_notice(*, account: Account, former_master: Account) -> None:
         to=agency_admin_emails(former_master),
         context={"account": account, "agency": former_master},
     )
+
+
+def send_limit_alert(*, account: Account, alert) -> None:
+    percent = alert.usage_at_alert * 100 // max(alert.limit_at_alert, 1)
+    _send(
+        template="limit_alert",
+        subject=f"{account.name} has used {percent}% of its monthly email limit",
+        to=agency_admin_emails(account.parent),
+        context={
+            "account": account,
+            "alert": alert,
+            "percent": percent,
+            "url": absolute(reverse("accounts:subaccount_detail", kwargs={"pk": account.pk})),
+        },
+    )

@@ -111,6 +111,14 @@ def _require_public_id_free(master: Account, public_id: str, *, except_pk: int |
         raise ValidationError(f"A subaccount with id {public_id} already exists", field="public_id")
 
 
+def _invite_new_owner(subaccount: Account, email: str) -> User:
+    owner = User.objects.create_user(email=email)
+    Membership.objects.create(user=owner, account=subaccount, role=Membership.Role.OWNER)
+    EmailAddress.objects.create(user=owner, email=email, primary=True, verified=False)
+    invites.issue_invitation(account=subaccount, user=owner)
+    return owner
+
+
 def _locked_subaccount(master: Account, subaccount_id: int) -> Account:
     return Account.objects.subaccounts_of(master).select_for_update().get(pk=subaccount_id)
 
@@ -142,28 +150,30 @@ def create_subaccount(
     actor: User,
     master: Account,
     name: str,
-    contact_email: str,
+    contact_email: str | None,
     monthly_limit,
     hourly_limit=None,
     public_id: str = "",
     notes: str = "",
     real_actor: User | None = None,
 ) -> Account:
-    """Create a subaccount and its owner (no password yet) and send the owner an invite.
+    """Create a subaccount and its owner (no password yet) and send the owner an invite. The API may
+    pass contact_email=None: the subaccount then has no owner until one is set with update_subaccount.
     Raises PermissionDenied (not an owner/admin of the master) or ValidationError."""
     master = Account.objects.select_for_update().get(pk=master.pk, kind=Account.Kind.MASTER)
     require_role(actor, master, Membership.Role.ADMIN)
     if master.status == Account.Status.CLOSED:
         raise InvalidTransition("Your account is closed; it cannot create subaccounts.")
     name = clean_name(name)
-    contact_email = clean_contact_email(contact_email)
+    contact_email = clean_contact_email(contact_email) if contact_email is not None else ""
     monthly_limit = clean_limit(
         monthly_limit, field="monthly_limit", label="Monthly email limit", required=True
     )
     hourly_limit = clean_limit(hourly_limit, field="hourly_limit", label="Hourly limit", required=False)
     public_id = clean_public_id(public_id) if (public_id or "").strip() else generate_public_id(master, name)
     _require_public_id_free(master, public_id)
-    _require_email_free(contact_email)
+    if contact_email:
+        _require_email_free(contact_email)
     try:
         with transaction.atomic():
             subaccount = Account.objects.create(
@@ -177,15 +187,13 @@ def create_subaccount(
                 hourly_limit=hourly_limit,
                 alert_thresholds=None,
             )
-            owner = User.objects.create_user(email=contact_email)
+            if contact_email:
+                _invite_new_owner(subaccount, contact_email)
     except IntegrityError:  # a concurrent create took the id or the address between our checks
         raise ValidationError(
             f"A subaccount with id {public_id} or a login for {contact_email} already exists",
             field="public_id",
         ) from None
-    Membership.objects.create(user=owner, account=subaccount, role=Membership.Role.OWNER)
-    EmailAddress.objects.create(user=owner, email=contact_email, primary=True, verified=False)
-    invites.issue_invitation(account=subaccount, user=owner)
     record(
         actor=actor,
         real_actor=real_actor,
@@ -240,7 +248,9 @@ def update_subaccount(
     if not after:
         return subaccount
     subaccount.save(update_fields=[*after.keys(), "updated_at"])
-    if email_changes and owner is not None:
+    if email_changes and owner is None:
+        _invite_new_owner(subaccount, new_email)
+    elif email_changes:
         owner.email = new_email
         owner.save(update_fields=["email"])
         EmailAddress.objects.filter(user=owner).delete()

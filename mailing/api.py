@@ -8,6 +8,7 @@ Mandrill's names here, and only here. docs/api.md lists the calls.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -28,6 +29,9 @@ from accounts.errors import DomainError, InvalidTransition, PermissionDenied, Va
 from accounts.models import Account, Usage
 from accounts.permissions import ApiCaller
 from accounts.selectors import hour_start, month_start
+
+from .models import Message
+from .sending import OutgoingMessage, Recipient, accept_messages
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +290,239 @@ def subaccounts_resume(call: Call) -> Any:
     return _idempotent_transition(call, lifecycle.resume_subaccount, Account.Status.ACTIVE)
 
 
+# --- messages/* -----------------------------------------------------------------------------------------
+
+
+def _sending_account(call: Call, subaccount_id: str | None) -> Account:
+    """Who a send is from: the key's own account, or (a master's key only) one of its subaccounts."""
+    account = call.account
+    if not subaccount_id or (subaccount_id == account.public_id and not account.is_master):
+        return account
+    if not account.is_master:
+        raise ApiError("PermissionDenied", "A subaccount's key can only send as that subaccount.")
+    subaccount = Account.objects.subaccounts_of(account).filter(public_id=subaccount_id).first()
+    if subaccount is None:
+        raise unknown_subaccount(subaccount_id)
+    if subaccount.status == Account.Status.CLOSED:
+        raise invalid(f"The subaccount '{subaccount_id}' is closed and cannot send.")
+    return subaccount
+
+
+def _recipients(raw: Any) -> list[Recipient]:
+    if not isinstance(raw, list) or not raw:
+        raise invalid('Validation error: {"message":{"to":"Please enter at least one recipient"}}')
+    if len(raw) > settings.API_MAX_RECIPIENTS:
+        raise invalid(f"At most {settings.API_MAX_RECIPIENTS} recipients per call.")
+    recipients = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not isinstance(entry.get("email"), str):
+            raise invalid('Validation error: {"message":{"to":"Each recipient needs an email"}}')
+        kind = entry.get("type") or "to"
+        if kind not in ("to", "cc", "bcc"):
+            raise invalid(f'Validation error: {{"message":{{"to":"Unknown recipient type {kind}"}}}}')
+        name = entry.get("name") if isinstance(entry.get("name"), str) else ""
+        recipients.append(Recipient(email=entry["email"].strip(), name=name[:255], type=kind))
+    return recipients
+
+
+def _object(value: Any, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid(f'Validation error: {{"message":{{"{what}":"Please enter an object"}}}}')
+    return value
+
+
+def _attachments(raw: Any, what: str) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise invalid(f'Validation error: {{"message":{{"{what}":"Please enter an array"}}}}')
+    result = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("name", "content")):
+            raise invalid(
+                f'Validation error: {{"message":{{"{what}":"Each needs a name and base64 content"}}}}'
+            )
+        try:
+            base64.b64decode(entry["content"], validate=True)
+        except ValueError:
+            raise invalid(
+                f'Validation error: {{"message":{{"{what}":"{entry["name"]} is not valid base64"}}}}'
+            ) from None
+        result.append(
+            {
+                "name": entry["name"],
+                "type": entry.get("type") or "application/octet-stream",
+                "content": entry["content"],
+            }
+        )
+    return result
+
+
+def _text(message: dict, name: str, max_length: int = 10_000_000) -> str:
+    value = message.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise invalid(f'Validation error: {{"message":{{"{name}":"Please enter a string"}}}}')
+    if len(value) > max_length:
+        raise invalid(f'Validation error: {{"message":{{"{name}":"Too long"}}}}')
+    return value
+
+
+def messages_send(call: Call) -> Any:
+    if call.params.get("send_at"):
+        raise ApiError(
+            "PaymentRequired", "Scheduled sending (send_at) is not supported: send without send_at.", 10
+        )
+    message = call.params.get("message")
+    if not isinstance(message, dict):
+        raise invalid("You must specify a message value")
+    from_email = _text(message, "from_email", 254).strip()
+    if not from_email:
+        raise invalid(
+            'Validation error: {"message":{"from_email":"An email address must contain a single @"}}'
+        )
+    tags = message.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) and len(tag) <= 50 for tag in tags):
+        raise invalid('Validation error: {"message":{"tags":"Tags are strings of at most 50 characters"}}')
+    headers = _object(message.get("headers"), "headers")
+    recipient_metadata = {}
+    for entry in message.get("recipient_metadata") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("rcpt"), str):
+            recipient_metadata[entry["rcpt"]] = _object(entry.get("values"), "recipient_metadata")
+    subaccount = message.get("subaccount")
+    if subaccount is not None and not isinstance(subaccount, str):
+        raise invalid('Validation error: {"message":{"subaccount":"Please enter a string"}}')
+    account = _sending_account(call, subaccount)
+    outgoing = OutgoingMessage(
+        from_email=from_email,
+        from_name=_text(message, "from_name", 255),
+        subject=_text(message, "subject", 998),
+        text=_text(message, "text"),
+        html=_text(message, "html"),
+        headers={str(k): str(v) for k, v in headers.items()},
+        attachments=_attachments(message.get("attachments"), "attachments")
+        + _attachments(message.get("images"), "images"),
+        tags=tags,
+        metadata=_object(message.get("metadata"), "metadata"),
+        recipient_metadata=recipient_metadata,
+        recipients=_recipients(message.get("to")),
+    )
+    return [result.as_mandrill() for result in accept_messages(account=account, message=outgoing)]
+
+
+def message_info(message: Message) -> dict:
+    state = {
+        Message.Status.HELD: "queued",
+        Message.Status.SENDING: "queued",
+        Message.Status.FAILED: "bounced",
+    }.get(message.status, message.status)
+    return {
+        "ts": int(message.created_at.timestamp()),
+        "_id": message.public_id,
+        "sender": message.from_email,
+        "template": None,
+        "subject": message.subject,
+        "email": message.to_email,
+        "tags": message.tags,
+        "opens": 0,
+        "opens_detail": [],
+        "clicks": 0,
+        "clicks_detail": [],
+        "state": state,
+        "metadata": message.metadata,
+        "subaccount": message.account.public_id if message.account.is_subaccount else None,
+        "smtp_events": [],
+        "resends": [],
+        "reject": {"reason": message.reject_reason, "last_event_at": mandrill_time(message.created_at)}
+        if message.reject_reason
+        else None,
+        "diag": message.last_error or None,
+    }
+
+
+def messages_info(call: Call) -> Any:
+    public_id = call.string("id", required=True, max_length=64)
+    message = (
+        Message.objects.for_account(call.account)
+        .select_related("account")
+        .filter(public_id=public_id)
+        .first()
+    )
+    if message is None:
+        raise ApiError("Unknown_Message", f"No message exists with the id '{public_id}'", 11)
+    return message_info(message)
+
+
+def _search_date(value: Any, name: str, *, end: bool) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+            try:
+                moment = datetime.strptime(value.strip(), fmt).replace(tzinfo=timezone.UTC)
+            except ValueError:
+                continue
+            return moment + timedelta(days=1) if end and fmt == "%Y-%m-%d" else moment
+    raise invalid(f'Validation error: {{"{name}":"Use YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"}}')
+
+
+def messages_search(call: Call) -> Any:
+    now = timezone.now()
+    date_from = _search_date(call.params.get("date_from"), "date_from", end=False) or now - timedelta(days=7)
+    date_to = _search_date(call.params.get("date_to"), "date_to", end=True) or now + timedelta(minutes=1)
+    limit = min(call.integer("limit", minimum=1) or 100, 1000)
+    found = (
+        Message.objects.for_account(call.account)
+        .select_related("account")
+        .filter(created_at__gte=date_from, created_at__lt=date_to)
+    )
+    query = call.string("query", max_length=1000).strip()
+    if query and query != "*":
+        for term in query.split():
+            field, _, value = term.partition(":")
+            if not value:
+                found = found.filter(
+                    Q(subject__icontains=term) | Q(to_email__icontains=term) | Q(from_email__icontains=term)
+                )
+            elif field in ("email", "to"):
+                found = found.filter(to_email__iexact=value)
+            elif field in ("sender", "from_email"):
+                found = found.filter(from_email__iexact=value)
+            elif field == "subject":
+                found = found.filter(subject__icontains=value)
+            elif field == "subaccount":
+                found = found.filter(account__public_id=value)
+            elif field == "tags":
+                found = found.filter(tags__contains=[value])
+            elif field == "state":
+                found = found.filter(status=value)
+            else:
+                raise invalid(
+                    f"Unsupported search field {field!r}: use email, sender, subject, subaccount, tags or state"
+                )
+    for name, lookup in (("tags", "tags__contains"), ("senders", "from_email__in")):
+        values = call.params.get(name)
+        if values is None:
+            continue
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise invalid(f'Validation error: {{"{name}":"Please enter an array of strings"}}')
+        if name == "tags":
+            condition = Q()
+            for tag in values:
+                condition |= Q(tags__contains=[tag])
+            found = found.filter(condition)
+        else:
+            found = found.filter(**{lookup: values})
+    return [message_info(message) for message in found.order_by("-created_at")[:limit]]
+
+
 HANDLERS: dict[tuple[str, str], Callable[[Call], Any]] = {
+    ("messages", "send"): messages_send,
+    ("messages", "info"): messages_info,
+    ("messages", "search"): messages_search,
     ("users", "ping"): users_ping,
     ("users", "ping2"): users_ping2,
     ("users", "info"): users_info,
@@ -307,6 +543,19 @@ def _client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
+def lookup_api_key(secret: str):
+    """The live (not revoked) key with this secret, with its account, by the secret's hash: one indexed query."""
+    from .models import ApiKey
+
+    if not isinstance(secret, str) or not secret or len(secret) > 200:
+        return None
+    return (
+        ApiKey.objects.select_related("account", "account__parent")
+        .filter(key_hash=hashlib.sha256(secret.encode()).hexdigest(), revoked_at__isnull=True)
+        .first()
+    )
+
+
 def authenticate(request, key: Any) -> tuple[Account, str]:
     """The account behind an API key, by the key's hash. Failed lookups are throttled per IP."""
     from .models import ApiKey
@@ -318,14 +567,7 @@ def authenticate(request, key: Any) -> tuple[Account, str]:
             "Too many requests with an invalid key from your address. Try again later.",
             429,
         )
-    if not isinstance(key, str) or not key:
-        ratelimit.hit(f"api-bad-key:{ip}", limit=settings.API_FAILED_KEYS_PER_MINUTE, window_seconds=60)
-        raise ApiError("Invalid_Key", "Invalid API key")
-    api_key = (
-        ApiKey.objects.select_related("account", "account__parent")
-        .filter(key_hash=hashlib.sha256(key.encode()).hexdigest(), revoked_at__isnull=True)
-        .first()
-    )
+    api_key = lookup_api_key(key)
     if api_key is None:
         ratelimit.hit(f"api-bad-key:{ip}", limit=settings.API_FAILED_KEYS_PER_MINUTE, window_seconds=60)
         raise ApiError("Invalid_Key", "Invalid API key")

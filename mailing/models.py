@@ -1,1 +1,136 @@
-"""What is sent: API keys, messages, sending domains and the archive (arrive with the sending engine)."""
+"""What is sent: API keys, messages (one row per recipient) and the archive."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Account
+
+
+def new_public_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def for_account(self, account: Account) -> ApiKeyQuerySet:
+        return self.filter(account=account)
+
+
+class ApiKey(models.Model):
+    """A program's credential for one account. Only the SHA-256 of the secret is stored; the secret is
+    shown once, when the key is made."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    label = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="The first characters of the key, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.prefix}…)"
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def for_account(self, account: Account) -> MessageQuerySet:
+        """A subaccount sees its own messages; a master its own and its subaccounts'."""
+        if account.is_master:
+            return self.filter(Q(account=account) | Q(account__parent=account))
+        return self.filter(account=account)
+
+
+class Message(models.Model):
+    """One recipient's copy of a sent email, from acceptance to delivery."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        HELD = "held", "Held (sending paused)"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        REJECTED = "rejected", "Rejected"
+        BOUNCED = "bounced", "Bounced"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    public_id = models.CharField(
+        max_length=32, unique=True, default=new_public_id, help_text="Mandrill's _id."
+    )
+    from_email = models.EmailField(max_length=254)
+    from_name = models.CharField(max_length=255, blank=True)
+    to_email = models.EmailField(max_length=254)
+    to_name = models.CharField(max_length=255, blank=True)
+    to_type = models.CharField(max_length=3, default="to")
+    subject = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    attachments = models.JSONField(default=list, blank=True, help_text="[{name, type, content (base64)}]")
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    reject_reason = models.CharField(max_length=40, blank=True)
+    queued_reason = models.CharField(max_length=40, blank=True)
+    archive = models.BooleanField(default=False, help_text="Archiving was on when the message was accepted.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claim = models.UUIDField(null=True, blank=True, help_text="The delivery run that holds the message.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="message_account_created"),
+            models.Index(fields=["account", "status", "-created_at"], name="message_account_status"),
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                name="message_pending",
+                condition=Q(status__in=["queued", "held", "sending"]),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["queued", "held", "sending", "sent", "rejected", "bounced", "failed"]
+                ),
+                name="message_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject!r} to {self.to_email} ({self.status})"
+
+
+class ArchivedMessage(models.Model):
+    """A full copy of a sent message, kept for the retention period when archiving was on."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="archived_messages")
+    message = models.OneToOneField(Message, null=True, on_delete=models.SET_NULL, related_name="archived")
+    from_email = models.EmailField(max_length=254)
+    to_email = models.EmailField(max_length=254)
+    subject = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-sent_at"]
+        indexes = [models.Index(fields=["account", "-sent_at"], name="archive_account_sent")]
+
+    def __str__(self) -> str:
+        return f"{self.subject!r} to {self.to_email}"

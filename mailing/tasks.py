@@ -1,4 +1,5 @@
-"""Celery tasks of the mailing app. Each takes plain data or ids and calls one piece of domain code."""
+"""Celery tasks of the mailing app. Each takes plain data or ids and calls one piece of domain code;
+each is safe to run twice (delivery claims with a conditional UPDATE)."""
 
 import logging
 import smtplib
@@ -6,6 +7,7 @@ import smtplib
 from celery import shared_task
 from django.core.mail import mailers
 
+from . import delivery
 from .email_backend import deserialize_email
 
 logger = logging.getLogger(__name__)
@@ -29,3 +31,42 @@ def send_product_email(self, data: dict) -> int:
             logger.error("Product email to %s refused for good: %s", data.get("to"), exc)
             return 0
         raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def deliver_messages(message_ids: list[int]) -> dict:
+    """Deliver a batch of accepted messages over one connection; schedule the retries it needs."""
+    report = delivery.deliver(message_ids)
+    if report.retry:
+        # The messages are back to queued with their next attempt time; this task brings them back then
+        # (and if it is lost, the sweep does).
+        deliver_messages.apply_async(args=[message_ids], countdown=report.retry_in)
+    return {"sent": report.sent, "retry": report.retry, "failed": report.failed}
+
+
+@shared_task
+def sweep_queued() -> int:
+    """Re-enqueue mail left queued (a lost broker message, a lost retry) or claimed by a dead worker."""
+    from .sending import enqueue_delivery
+
+    ids = delivery.due_for_sweep()
+    if ids:
+        enqueue_delivery(ids)
+    return len(ids)
+
+
+@shared_task
+def expire_held_mail() -> int:
+    return delivery.expire_held()
+
+
+@shared_task
+def purge_archive() -> int:
+    return delivery.purge_archive()
+
+
+@shared_task
+def scan_limit_alerts() -> int:
+    from accounts.alerts import scan_limit_alerts as scan
+
+    return scan()

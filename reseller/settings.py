@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -206,7 +207,34 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
-CELERY_BEAT_SCHEDULE: dict = {}
+# Publishing never blocks a request for long: an accepted message stays queued in the database and the
+# sweep enqueues it again if the broker was down.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BEAT_SCHEDULE = {
+    "sweep-queued-mail": {"task": "mailing.tasks.sweep_queued", "schedule": 60.0},
+    "expire-held-mail": {"task": "mailing.tasks.expire_held_mail", "schedule": crontab(minute="*/10")},
+    "purge-archive": {"task": "mailing.tasks.purge_archive", "schedule": crontab(minute=17, hour=3)},
+    "scan-limit-alerts": {"task": "mailing.tasks.scan_limit_alerts", "schedule": crontab(minute="*/15")},
+}
+
+# --- Sending -----------------------------------------------------------------------------------------
+HELD_MAX_HOURS = env.int("HELD_MAX_HOURS", default=72)
+ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
+DELIVERY_CLAIM_TIMEOUT_SECONDS = 600
+DELIVERY_SWEEP_GRACE_SECONDS = 60
+
+# --- SMTP submission (manage.py smtpd) ---------------------------------------------------------------
+SMTP_HOST = env.str("SMTP_HOST", default="127.0.0.1")
+SMTP_PORT = env.int("SMTP_PORT", default=2525)
+SMTP_HOSTNAME = env.str("SMTP_HOSTNAME", default="localhost")
+SMTP_PUBLIC_HOST = env.str("SMTP_PUBLIC_HOST", default="")  # what customers configure; default: the web host
+SMTP_TLS_CERT = env.str("SMTP_TLS_CERT", default="")
+SMTP_TLS_KEY = env.str("SMTP_TLS_KEY", default="")
+SMTP_MAX_MESSAGE_BYTES = env.int("SMTP_MAX_MESSAGE_BYTES", default=25 * 1024 * 1024)
+SMTP_MAX_RECIPIENTS = env.int("SMTP_MAX_RECIPIENTS", default=100)
+SMTP_MAX_CONNECTIONS_PER_IP = env.int("SMTP_MAX_CONNECTIONS_PER_IP", default=20)
+SMTP_FAILED_AUTH_PER_MINUTE = env.int("SMTP_FAILED_AUTH_PER_MINUTE", default=10)
+SMTP_WORKER_THREADS = env.int("SMTP_WORKER_THREADS", default=8)
 
 # --- Front end -------------------------------------------------------------------------------------
 STATIC_URL = "static/"

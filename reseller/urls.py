@@ -10,6 +10,7 @@ admin.site.site_title = "Reseller Dashboard admin"
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("", include("accounts.urls")),
+    path("", include("mailing.urls")),
     path("accounts/", include("allauth.urls")),
     path("hijack/", include("hijack.urls")),
     path("admin/", admin.site.urls),

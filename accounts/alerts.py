@@ -1,0 +1,66 @@
+"""Near-limit alerts: when a subaccount's usage crosses a threshold of its monthly limit, its master's
+owners and admins get one email per threshold per month. The LimitAlert row (unique per account, month
+and threshold) is the guarantee: whoever inserts it sends the email, however many sends race."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from . import emails
+from .models import Account, LimitAlert, Usage
+from .quota import sent_this_month
+from .selectors import month_start, thresholds_for
+
+
+def crossed_thresholds(account: Account, used: int) -> list[int]:
+    thresholds = sorted({*thresholds_for(account), 100})
+    return [t for t in thresholds if used * 100 >= t * account.monthly_limit]
+
+
+def check_limit_alerts(*, account: Account, now: datetime | None = None) -> list[LimitAlert]:
+    """Record and announce the thresholds this subaccount has crossed this month and not yet announced."""
+    if not account.is_subaccount:
+        return []
+    account = Account.objects.select_related("parent").get(pk=account.pk)
+    used = sent_this_month(account, now)
+    month = month_start(now).date()
+    created = []
+    for threshold in crossed_thresholds(account, used):
+        try:
+            with transaction.atomic():
+                alert = LimitAlert.objects.create(
+                    account=account, month=month, threshold=threshold, usage_at_alert=used,
+                    limit_at_alert=account.monthly_limit,
+                )  # fmt: skip
+        except IntegrityError:
+            continue  # announced already (perhaps by a concurrent send)
+        created.append(alert)
+    if created:
+        top = max(created, key=lambda alert: alert.threshold)
+        transaction.on_commit(lambda: emails.send_limit_alert(account=account, alert=top))
+    return created
+
+
+def scan_limit_alerts(*, now: datetime | None = None) -> int:
+    """The periodic catch-up: subaccounts past their lowest threshold this month (say after a quota was
+    lowered below their usage) get their alerts. Returns how many alerts were made."""
+    candidates = (
+        Usage.objects.filter(
+            window=Usage.Window.MONTH,
+            start=month_start(now),
+            account__kind=Account.Kind.SUBACCOUNT,
+            billed_to=F("account__parent"),
+        )
+        .filter(sent__gte=F("account__monthly_limit") * 0.01)
+        .values_list("account_id", flat=True)
+    )
+    made = 0
+    for account_id in candidates.iterator():
+        with transaction.atomic():
+            made += len(
+                check_limit_alerts(account=Account(pk=account_id, kind=Account.Kind.SUBACCOUNT), now=now)
+            )
+    return made

@@ -1,0 +1,194 @@
+"""Delivery: from queued to sent (or failed), exactly once per claim.
+
+A delivery run claims its messages with one conditional UPDATE (`status = 'queued'` → `sending`, with a
+claim token), so two workers never send the same message. It sends them over one connection of the
+`delivery` mailer, archives a copy where archiving was on at acceptance, retries temporary failures with
+exponential backoff and marks permanent ones failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import smtplib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, mailers
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Account
+
+from .models import ArchivedMessage, Message
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    retry_in: int | None = None  # seconds until the earliest retry
+
+
+def claim(message_ids: list[int], *, now: datetime | None = None) -> list[Message]:
+    """Take the still-queued messages among `message_ids` for this run; others have gone elsewhere."""
+    now = now or timezone.now()
+    token = uuid.uuid4()
+    Message.objects.filter(pk__in=message_ids, status=Message.Status.QUEUED).update(
+        status=Message.Status.SENDING, claim=token, claimed_at=now, attempts=F("attempts") + 1
+    )
+    return list(Message.objects.filter(claim=token, status=Message.Status.SENDING).order_by("pk"))
+
+
+def build_email(message: Message) -> EmailMultiAlternatives:
+    sender = f'"{message.from_name}" <{message.from_email}>' if message.from_name else message.from_email
+    recipient = f'"{message.to_name}" <{message.to_email}>' if message.to_name else message.to_email
+    headers = {**message.headers, "X-Message-Id": message.public_id}
+    email = EmailMultiAlternatives(
+        subject=message.subject, body=message.text, from_email=sender, to=[recipient], headers=headers
+    )
+    if message.html:
+        if message.text:
+            email.attach_alternative(message.html, "text/html")
+        else:
+            email.body, email.content_subtype = message.html, "html"
+    for attachment in message.attachments:
+        email.attach(attachment["name"], base64.b64decode(attachment["content"]), attachment.get("type"))
+    return email
+
+
+def is_permanent(exc: Exception) -> bool:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code >= 500
+    return isinstance(exc, ValueError | UnicodeError)  # a message that can never be built or encoded
+
+
+def backoff_seconds(attempts: int) -> int:
+    return min(30 * 2 ** max(attempts - 1, 0), 3600)
+
+
+def deliver(message_ids: list[int], *, now: datetime | None = None) -> DeliveryReport:
+    """Claim and send; every claimed message ends this call sent, queued for a retry, or failed."""
+    report = DeliveryReport()
+    messages = claim(message_ids, now=now)
+    if not messages:
+        return report
+    archive = []
+    connection = mailers["delivery"]
+    try:
+        connection.open()
+    except Exception as exc:  # the relay is unreachable: every claimed message waits for a retry
+        for message in messages:
+            _record_failure(message, exc, report)
+        return report
+    try:
+        for message in messages:
+            try:
+                connection.send_messages([build_email(message)])
+            except Exception as exc:
+                _record_failure(message, exc, report)
+                continue
+            sent_at = timezone.now()
+            Message.objects.filter(pk=message.pk, claim=message.claim).update(
+                status=Message.Status.SENT, sent_at=sent_at, claim=None, last_error=""
+            )
+            report.sent += 1
+            if message.archive:
+                archive.append(_archived_copy(message, sent_at))
+    finally:
+        connection.close()
+    if archive:
+        ArchivedMessage.objects.bulk_create(archive, ignore_conflicts=True)
+    return report
+
+
+def _record_failure(message: Message, exc: Exception, report: DeliveryReport) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    claimed = Message.objects.filter(pk=message.pk, claim=message.claim)
+    if is_permanent(exc) or message.attempts >= MAX_ATTEMPTS:
+        claimed.update(status=Message.Status.FAILED, claim=None, last_error=error)
+        report.failed += 1
+        logger.info("Message %s failed for good: %s", message.public_id, error)
+        return
+    delay = backoff_seconds(message.attempts)
+    claimed.update(
+        status=Message.Status.QUEUED,
+        claim=None,
+        last_error=error,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    report.retry += 1
+    report.retry_in = delay if report.retry_in is None else min(report.retry_in, delay)
+
+
+def _archived_copy(message: Message, sent_at: datetime) -> ArchivedMessage:
+    return ArchivedMessage(
+        account_id=message.account_id,
+        message=message,
+        from_email=message.from_email,
+        to_email=message.to_email,
+        subject=message.subject,
+        text=message.text,
+        html=message.html,
+        headers=message.headers,
+        sent_at=sent_at,
+    )
+
+
+# --- the periodic jobs ----------------------------------------------------------------------------------
+
+
+def due_for_sweep(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
+    """Messages that should be on their way but are not: queued and due (a lost broker message, a retry
+    whose task was lost), or claimed by a worker that died long ago (acks_late redelivers its task, but
+    the claim would keep it from being sent)."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.DELIVERY_CLAIM_TIMEOUT_SECONDS)
+    Message.objects.filter(status=Message.Status.SENDING, claimed_at__lt=stale).update(
+        status=Message.Status.QUEUED, claim=None
+    )
+    grace = now - timedelta(seconds=settings.DELIVERY_SWEEP_GRACE_SECONDS)
+    return list(
+        Message.objects.filter(status=Message.Status.QUEUED, next_attempt_at__lte=grace)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def release_held(account: Account) -> list[int]:
+    """An account resumed: its held mail goes out, oldest first."""
+    with transaction.atomic():
+        ids = list(
+            Message.objects.filter(account=account, status=Message.Status.HELD)
+            .select_for_update(skip_locked=True)
+            .order_by("created_at", "pk")
+            .values_list("pk", flat=True)
+        )
+        Message.objects.filter(pk__in=ids, status=Message.Status.HELD).update(
+            status=Message.Status.QUEUED, queued_reason="", next_attempt_at=timezone.now()
+        )
+    return ids
+
+
+def expire_held(*, now: datetime | None = None) -> int:
+    """Mail held longer than HELD_MAX_HOURS is rejected: the sender was told it would wait at most that."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.HELD_MAX_HOURS)
+    return Message.objects.filter(status=Message.Status.HELD, created_at__lt=cutoff).update(
+        status=Message.Status.REJECTED, reject_reason="hold-expired", queued_reason=""
+    )
+
+
+def purge_archive(*, now: datetime | None = None) -> int:
+    cutoff = (now or timezone.now()) - timedelta(days=settings.ARCHIVE_RETENTION_DAYS)
+    deleted, _ = ArchivedMessage.objects.filter(sent_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,218 @@
+"""The accept path: every way mail comes in (the API, SMTP) ends here.
+
+Accepting is one transaction: lock-free quota reservation (accounts/quota.py), one Message per recipient,
+delivery enqueued after commit. Over quota, the whole call is rejected and nothing is stored or counted.
+What was answered `queued` is in the database before the answer is given, so a broker outage delays
+delivery (the sweep re-enqueues) but never loses mail.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import alerts
+from accounts.errors import InvalidTransition, QuotaExceeded
+from accounts.models import Account
+from accounts.quota import reserve_quota
+
+from .models import Message
+
+logger = logging.getLogger(__name__)
+
+PAUSED_REASON = "sending-paused"
+DELIVERY_BATCH = 50
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str = ""
+    type: str = "to"
+
+
+@dataclass
+class OutgoingMessage:
+    """A message as a program submitted it, before it is split per recipient."""
+
+    from_email: str
+    recipients: list[Recipient]
+    subject: str = ""
+    from_name: str = ""
+    text: str = ""
+    html: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    attachments: list[dict] = field(default_factory=list)  # [{name, type, content (base64)}]
+    tags: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    recipient_metadata: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    email: str
+    status: str  # sent, queued, rejected, invalid (Mandrill's words)
+    reject_reason: str | None = None
+    queued_reason: str | None = None
+    id: str | None = None
+
+    def as_mandrill(self) -> dict:
+        return {
+            "email": self.email,
+            "status": self.status,
+            "_id": self.id,
+            "reject_reason": self.reject_reason,
+            "queued_reason": self.queued_reason,
+        }
+
+
+def _is_valid_address(address: str) -> bool:
+    try:
+        validate_email(address)
+    except DjangoValidationError:
+        return False
+    return True
+
+
+def accept_messages(
+    *, account: Account, message: OutgoingMessage, now: datetime | None = None
+) -> list[RecipientResult]:
+    """Accept `message` for every valid recipient, or reject the whole call.
+
+    Invalid addresses are answered `invalid` and not counted. Over the hourly or monthly limit, every
+    valid recipient is answered `rejected` with the reason and nothing is stored or counted (rejected,
+    not queued: the product's promise). A paused account's mail is stored `held` and answered `queued`
+    (`sending-paused`). Raises InvalidTransition for a closed account."""
+    valid = [r for r in message.recipients if _is_valid_address(r.email)]
+    invalid = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
+    if not valid:
+        return invalid
+    try:
+        stored = _store(account=account, message=message, recipients=valid, now=now)
+    except QuotaExceeded as exc:
+        return [
+            RecipientResult(email=r.email, status="rejected", reject_reason=exc.reason) for r in valid
+        ] + invalid
+    results = [
+        RecipientResult(
+            email=row.to_email,
+            status="queued",
+            queued_reason=PAUSED_REASON if row.status == Message.Status.HELD else None,
+            id=row.public_id,
+        )
+        for row in stored
+    ]
+    return results + invalid
+
+
+@transaction.atomic(durable=True)
+def _store(*, account: Account, message: OutgoingMessage, recipients: list[Recipient], now) -> list[Message]:
+    # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send.
+    account = Account.objects.select_related("parent").get(pk=account.pk)
+    if account.status == Account.Status.CLOSED:
+        raise InvalidTransition(f"{account.name} is closed and cannot send.")
+    reserve_quota(account=account, n=len(recipients), now=now)
+    held = account.status == Account.Status.PAUSED
+    now = now or timezone.now()
+    rows = Message.objects.bulk_create(
+        [
+            Message(
+                account=account,
+                from_email=message.from_email,
+                from_name=message.from_name,
+                to_email=recipient.email,
+                to_name=recipient.name,
+                to_type=recipient.type,
+                subject=message.subject,
+                text=message.text,
+                html=message.html,
+                headers=message.headers,
+                attachments=message.attachments,
+                tags=message.tags,
+                metadata={**message.metadata, **message.recipient_metadata.get(recipient.email, {})},
+                status=Message.Status.HELD if held else Message.Status.QUEUED,
+                queued_reason=PAUSED_REASON if held else "",
+                archive=account.archiving_enabled,
+                next_attempt_at=now,
+            )
+            for recipient in recipients
+        ]
+    )
+    if not held:
+        ids = [row.pk for row in rows]
+        transaction.on_commit(lambda: enqueue_delivery(ids))
+    transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
+    return rows
+
+
+def enqueue_delivery(message_ids: list[int]) -> None:
+    """Hand messages to the workers. If the broker is down, they stay queued in the database and the
+    periodic sweep enqueues them later: the sender's answer was already right."""
+    from .tasks import deliver_messages
+
+    for start in range(0, len(message_ids), DELIVERY_BATCH):
+        batch = message_ids[start : start + DELIVERY_BATCH]
+        try:
+            deliver_messages.apply_async(args=[batch], retry=False)
+        except Exception:  # the broker's errors vary by transport; none may fail an accepted send
+            logger.warning(
+                "Could not enqueue %d messages; the sweep will deliver them", len(batch), exc_info=True
+            )
+            return
+
+
+def outgoing_from_email(
+    message: EmailMessage, *, envelope_from: str, recipients: list[str], tags: list[str], metadata: dict
+) -> OutgoingMessage:
+    """An SMTP submission as an OutgoingMessage: the body parts, attachments and headers the recipient
+    will see, with recipients from the envelope (Bcc are in the envelope only)."""
+    from_name, from_email = parseaddr(str(message.get("From", "")))
+    text_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    attachments = []
+    for part in message.iter_attachments():
+        payload = part.get_payload(decode=True) or b""
+        attachments.append(
+            {
+                "name": part.get_filename() or "attachment",
+                "type": part.get_content_type(),
+                "content": base64.b64encode(payload).decode("ascii"),
+            }
+        )
+    passthrough = {"Reply-To", "In-Reply-To", "References", "List-Unsubscribe", "List-Unsubscribe-Post"}
+    headers = {name: str(value) for name, value in message.items() if name in passthrough}
+    return OutgoingMessage(
+        from_email=from_email or envelope_from,
+        from_name=from_name,
+        subject=str(message.get("Subject", "")),
+        text=text_part.get_content() if text_part is not None else "",
+        html=html_part.get_content() if html_part is not None else "",
+        headers=headers,
+        attachments=attachments,
+        tags=tags,
+        metadata=metadata,
+        recipients=[Recipient(email=address) for address in recipients],
+    )
+
+
+def accept_smtp_message(
+    *, account: Account, message: EmailMessage, envelope_from: str, recipients: list[str], tags, metadata
+) -> list[RecipientResult]:
+    """SMTP's way in: an over-quota call raises QuotaExceeded so the server can refuse at DATA time."""
+    outgoing = outgoing_from_email(
+        message, envelope_from=envelope_from, recipients=recipients, tags=tags, metadata=metadata
+    )
+    results = accept_messages(account=account, message=outgoing)
+    rejected = [r for r in results if r.status == "rejected"]
+    if rejected and len(rejected) + sum(r.status == "invalid" for r in results) == len(results):
+        raise QuotaExceeded(f"{account.name} is over its limit.", reason=rejected[0].reject_reason)
+    return results

@@ -1,0 +1,263 @@
+"""SMTP submission: how most applications (a CMS, a shop, a CRM) send. aiosmtpd speaks SMTP; every
+message goes to the same accept path as the API, so limits, pauses, archiving and alerts behave alike.
+
+AUTH: the username is the account's id (what `users/info` calls `username`), the password one of its API
+keys. A master's credentials may send as a subaccount with `X-MC-Subaccount`, as Mandrill's SMTP does.
+The answer is given before the transaction ends: nothing is answered 250 unless it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses, parseaddr
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+
+from accounts import ratelimit
+from accounts.errors import DomainError, QuotaExceeded
+from accounts.models import Account
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who authenticated on a connection."""
+
+    account_id: int
+    username: str
+
+
+class Refusal(Exception):
+    """An SMTP reply that ends the transaction with a refusal."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+# --- the synchronous side: database work, run in worker threads ----------------------------------------
+
+
+def _run_in_django(fn, *args):
+    """ORM work happens in plain threads (Django refuses it inside the server's event loop)."""
+    close_old_connections()
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
+
+
+def check_credentials(username: str, password: str) -> Sender | None:
+    from .api import lookup_api_key
+
+    api_key = lookup_api_key(password)
+    if api_key is None or api_key.account.public_id != username:
+        return None
+    if api_key.account.status == Account.Status.CLOSED:
+        return None
+    return Sender(account_id=api_key.account_id, username=username)
+
+
+def resolve_account(sender: Sender, subaccount_id: str | None) -> Account:
+    """The account a message is sent as: the sender itself, or one of a master's subaccounts."""
+    account = Account.objects.select_related("parent").get(pk=sender.account_id)
+    if not subaccount_id or subaccount_id == account.public_id:
+        return account
+    if not account.is_master:
+        raise Refusal("550 5.7.1 These credentials can only send as their own account")
+    try:
+        return Account.objects.subaccounts_of(account).get(public_id=subaccount_id)
+    except Account.DoesNotExist:
+        raise Refusal(f"550 5.1.0 No subaccount exists with the id '{subaccount_id}'") from None
+
+
+def parse_mc_headers(message: EmailMessage) -> dict:
+    """Mandrill's X-MC-* headers that we honour, read as Mandrill documents them."""
+    tags = [tag.strip() for tag in str(message.get("X-MC-Tags", "")).split(",") if tag.strip()]
+    metadata = {}
+    if message.get("X-MC-Metadata"):
+        try:
+            metadata = json.loads(str(message["X-MC-Metadata"]))
+        except ValueError:
+            raise Refusal("550 5.6.0 X-MC-Metadata is not valid JSON") from None
+        if not isinstance(metadata, dict):
+            raise Refusal("550 5.6.0 X-MC-Metadata must be a JSON object")
+    return {
+        "subaccount": str(message.get("X-MC-Subaccount", "")).strip() or None,
+        "tags": tags[:50],
+        "metadata": metadata,
+    }
+
+
+def strip_mc_headers(message: EmailMessage) -> None:
+    for name in {key for key in message if key.lower().startswith("x-mc-")}:
+        del message[name]
+
+
+def submit(sender: Sender, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
+    """Parse once, hand to the accept path, and say how it went in one SMTP reply."""
+    from .sending import accept_smtp_message
+
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    options = parse_mc_headers(message)
+    strip_mc_headers(message)
+    account = resolve_account(sender, options["subaccount"])
+    try:
+        results = accept_smtp_message(
+            account=account,
+            message=message,
+            envelope_from=mail_from,
+            recipients=rcpt_tos,
+            tags=options["tags"],
+            metadata=options["metadata"],
+        )
+    except QuotaExceeded as exc:
+        raise Refusal(f"550 5.7.1 Rejected, not queued: {exc.reason} ({exc.message})") from None
+    except DomainError as exc:
+        code = "554 5.7.1" if account.status == Account.Status.CLOSED else "550 5.7.1"
+        raise Refusal(f"{code} {exc.message}") from None
+    accepted = [result for result in results if result.status in ("queued", "sent")]
+    if not accepted:
+        reasons = sorted({result.reject_reason or result.status for result in results})
+        raise Refusal(f"550 5.1.1 No recipient accepted: {', '.join(reasons)}")
+    ids = ",".join(result.id for result in accepted if result.id)
+    return f"250 2.0.0 Ok: queued as {ids}"[:500]
+
+
+# --- the asynchronous side: aiosmtpd -------------------------------------------------------------------
+
+
+class Authenticator:
+    """AUTH PLAIN/LOGIN against API keys; failures are throttled per IP through the shared cache."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self.executor = executor
+
+    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ip = session.peer[0] if session.peer else "unknown"
+        throttle_key = f"smtp-auth-fail:{ip}"
+        limit = settings.SMTP_FAILED_AUTH_PER_MINUTE
+        if ratelimit.exceeded(throttle_key, limit=limit, window_seconds=60):
+            return AuthResult(
+                success=False, handled=False, message="454 4.7.0 Too many failed logins; try later"
+            )
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        username = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        # aiosmtpd calls authenticators synchronously; the lookup is one indexed query.
+        sender = self.executor.submit(_run_in_django, check_credentials, username, password).result()
+        if sender is None:
+            ratelimit.hit(throttle_key, limit=limit, window_seconds=60)
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=sender)
+
+
+class SubmissionHandler:
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self.executor = executor
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if not isinstance(session.auth_data, Sender):
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= settings.SMTP_MAX_RECIPIENTS:
+            return f"452 4.5.3 Too many recipients (at most {settings.SMTP_MAX_RECIPIENTS} per message)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self.executor,
+                _run_in_django,
+                submit,
+                session.auth_data,
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.original_content or envelope.content,
+            )
+        except Refusal as refusal:
+            return refusal.reply
+        except Account.DoesNotExist:
+            return "554 5.7.1 This account no longer exists"
+        except DatabaseError:
+            logger.exception("SMTP submission failed on the database")
+            return "451 4.3.0 Temporary problem storing your message; please try again"
+        except Exception:
+            logger.exception("SMTP submission failed")
+            return "451 4.3.0 Temporary problem; please try again"
+
+
+class SubmissionSMTP(SMTP):
+    """One connection. Refuses a client address that already holds too many connections."""
+
+    connections: Counter = Counter()
+    lock = threading.Lock()
+
+    def connection_made(self, transport):
+        ip = (transport.get_extra_info("peername") or ("unknown",))[0]
+        with self.lock:
+            self.connections[ip] += 1
+            too_many = self.connections[ip] > settings.SMTP_MAX_CONNECTIONS_PER_IP
+        self._counted_ip = ip
+        if too_many:
+            transport.write(b"421 4.7.0 Too many connections from your address\r\n")
+            transport.close()
+            return
+        super().connection_made(transport)
+
+    def connection_lost(self, error):
+        with self.lock:
+            self.connections[self._counted_ip] -= 1
+        super().connection_lost(error)
+
+
+class SubmissionController(Controller):
+    def factory(self):
+        return SubmissionSMTP(self.handler, **self.SMTP_kwargs)
+
+
+def build_controller(*, hostname: str, port: int, tls_context=None, require_tls_for_auth: bool) -> Controller:
+    executor = ThreadPoolExecutor(max_workers=settings.SMTP_WORKER_THREADS, thread_name_prefix="smtp-db")
+    return SubmissionController(
+        SubmissionHandler(executor),
+        hostname=hostname,
+        port=port,
+        authenticator=Authenticator(executor),
+        auth_require_tls=require_tls_for_auth,
+        auth_required=True,
+        tls_context=tls_context,
+        require_starttls=tls_context is not None and require_tls_for_auth,
+        data_size_limit=settings.SMTP_MAX_MESSAGE_BYTES,
+        server_hostname=settings.SMTP_HOSTNAME,
+        ident="Reseller Dashboard ESMTP",
+    )
+
+
+def envelope_addresses(message: EmailMessage) -> list[str]:
+    """All addresses in To, Cc (for when a client gives no envelope, e.g. tests building messages)."""
+    return [address for _, address in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))]
+
+
+def sender_address(message: EmailMessage, envelope_from: str) -> tuple[str, str]:
+    name, address = parseaddr(str(message.get("From", "")))
+    return name, address or envelope_from
