@@ -46,7 +46,12 @@ class ApiError(Exception):
 
 def _error_response(error: ApiError, status: int = 500) -> JsonResponse:
     body = {"status": "error", "code": error.code, "name": error.name, "message": error.message}
-    return JsonResponse(body, status=status)
+    response = JsonResponse(body, status=status)
+    # Mandrill answers 500 to every refusal; those are the caller's mistakes, not our crashes, so keep
+    # them out of Django's "Internal Server Error" log (real failures are logged where they happen).
+    response._has_been_logged = True
+    logger.info("API refusal %s: %s", error.name, error.message)
+    return response
 
 
 def invalid(message: str) -> ApiError:
