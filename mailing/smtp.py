@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import threading
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from email.utils import getaddresses, parseaddr
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 
 from accounts import ratelimit
 from accounts.errors import DomainError, QuotaExceeded
@@ -52,12 +53,13 @@ class Refusal(Exception):
 
 
 def _run_in_django(fn, *args):
-    """ORM work happens in plain threads (Django refuses it inside the server's event loop)."""
+    """ORM work happens in plain threads (Django refuses it inside the server's event loop). Each
+    piece of work gives its connection back, like a request does (to the pool, in production)."""
     close_old_connections()
     try:
         return fn(*args)
     finally:
-        close_old_connections()
+        connection.close()
 
 
 def check_credentials(username: str, password: str) -> Sender | None:
@@ -238,6 +240,9 @@ class SubmissionController(Controller):
 
 def build_controller(*, hostname: str, port: int, tls_context=None, require_tls_for_auth: bool) -> Controller:
     executor = ThreadPoolExecutor(max_workers=settings.SMTP_WORKER_THREADS, thread_name_prefix="smtp-db")
+    if not require_tls_for_auth:
+        # The embedded default on loopback, chosen knowingly (production refuses to start without TLS).
+        warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning, "aiosmtpd")
     return SubmissionController(
         SubmissionHandler(executor),
         hostname=hostname,

@@ -22,8 +22,7 @@ def official(live_server, master_key):
     return client
 
 
-def test_the_official_python_client_runs_the_whole_story(official, master_key, mailoutbox):
-    master, _ = master_key
+def test_the_official_python_client_runs_the_whole_story(official, mailoutbox):
     assert official.users.ping() == "PONG!"
     added = official.subaccounts.add({"id": "cust-123", "name": "ABC Widgets", "notes": "n", "custom_quota": 100,
                                       "monthly_quota": 3, "owner_email": "owner@abc.test"})  # fmt: skip
@@ -45,6 +44,7 @@ def test_the_official_python_client_runs_the_whole_story(official, master_key, m
     with pytest.raises(ApiClientError) as duplicate:
         official.subaccounts.add({"id": "cust-123"})
     assert duplicate.value.text["message"] == "A subaccount with id cust-123 already exists"
+    assert [m.to for m in mailoutbox if "invited you" in m.subject] == [["owner@abc.test"]]
     official.subaccounts.delete({"id": "cust-123"})
     assert not Account.objects.filter(public_id="cust-123").exists()
 

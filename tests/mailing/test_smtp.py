@@ -1,0 +1,206 @@
+"""SMTP submission with Python's own smtplib against the server, started in the test."""
+
+import smtplib
+import ssl
+import subprocess
+import threading
+from email.message import EmailMessage
+
+import pytest
+from django.db import connection
+
+from accounts.models import Account, Membership, Usage
+from mailing.keys import create_api_key
+from mailing.models import Message
+from mailing.smtp import build_controller
+from tests.conftest import requires_postgres
+from tests.factories import MasterFactory, MembershipFactory, subaccount_with_owner
+from tests.mailing.conftest import free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def server(settings):
+    settings.SMTP_FAILED_AUTH_PER_MINUTE = 3
+    port = free_port()
+    controller = build_controller(hostname="127.0.0.1", port=port, require_tls_for_auth=False)
+    controller.start()
+    yield port
+    controller.stop()
+
+
+@pytest.fixture
+def accounts():
+    master = MasterFactory(public_id="agency")
+    owner = MembershipFactory(account=master, role=Membership.Role.OWNER).user
+    _, master_key = create_api_key(actor=owner, account=master, label="smtp")
+    sub, sub_owner = subaccount_with_owner(master, public_id="shop", monthly_limit=5)
+    _, sub_key = create_api_key(actor=sub_owner, account=sub, label="smtp")
+    other, _ = subaccount_with_owner(master, public_id="other")
+    return {"master": master, "master_key": master_key, "sub": sub, "sub_key": sub_key, "other": other}
+
+
+def _email(to="client@example.test", **headers) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Shop <orders@shop.test>"
+    message["To"] = to
+    message["Subject"] = "Your order"
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content("Thanks for your order")
+    message.add_alternative("<p>Thanks for your order</p>", subtype="html")
+    message.add_attachment(b"receipt", maintype="application", subtype="pdf", filename="receipt.pdf")
+    return message
+
+
+def _send(port, username, password, message, rcpt=None):
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.login(username, password)
+        return client.send_message(message, to_addrs=rcpt)
+
+
+def test_send_as_self_is_stored_with_tags_metadata_and_attachment(server, accounts):
+    message = _email(X_MC_Tags="order, receipt", X_MC_Metadata='{"order": "42"}')
+    _send(server, "shop", accounts["sub_key"], message, rcpt=["client@example.test", "bcc@example.test"])
+    stored = Message.objects.filter(account=accounts["sub"]).order_by("to_email")
+    assert [m.to_email for m in stored] == ["bcc@example.test", "client@example.test"]
+    first = stored[0]
+    assert first.tags == ["order", "receipt"] and first.metadata == {"order": "42"}
+    assert first.text.strip() == "Thanks for your order" and "<p>" in first.html
+    assert first.attachments[0]["name"] == "receipt.pdf"
+    assert not any(name.lower().startswith("x-mc-") for name in first.headers)
+
+
+def test_a_master_sends_as_its_subaccount_with_x_mc_subaccount(server, accounts):
+    _send(server, "agency", accounts["master_key"], _email(X_MC_Subaccount="shop"))
+    assert Message.objects.get().account == accounts["sub"]
+
+
+def test_a_subaccount_cannot_send_as_another(server, accounts):
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        _send(server, "shop", accounts["sub_key"], _email(X_MC_Subaccount="other"))
+    assert refused.value.smtp_code == 550
+    assert not Message.objects.exists()
+
+
+def test_an_unknown_subaccount_is_550(server, accounts):
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        _send(server, "agency", accounts["master_key"], _email(X_MC_Subaccount="ghost"))
+    assert refused.value.smtp_code == 550 and b"ghost" in refused.value.smtp_error
+
+
+@pytest.mark.parametrize("username, which", [("shop", "master_key"), ("nobody", "sub_key"), ("shop", None)])
+def test_bad_credentials_are_refused(server, accounts, username, which):
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        _send(server, username, accounts[which] if which else "md-wrong", _email())
+
+
+def test_failed_auth_is_throttled_per_ip(server, accounts):
+    for _ in range(3):
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            _send(server, "shop", "md-wrong", _email())
+    with pytest.raises(smtplib.SMTPAuthenticationError) as throttled:
+        _send(server, "shop", accounts["sub_key"], _email())  # even the right key, for a while
+    assert throttled.value.smtp_code == 454
+
+
+def test_over_quota_is_refused_at_data_and_nothing_is_stored(server, accounts):
+    Usage.objects.create(account=accounts["sub"], billed_to=accounts["master"], window=Usage.Window.MONTH,
+                         start=__import__("accounts.selectors", fromlist=["x"]).month_start(), sent=5)  # fmt: skip
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        _send(server, "shop", accounts["sub_key"], _email())
+    assert refused.value.smtp_code == 550
+    assert b"monthly-limit-reached" in refused.value.smtp_error
+    assert not Message.objects.exists()
+
+
+def test_a_paused_account_is_accepted_and_held(server, accounts):
+    Account.objects.filter(pk=accounts["sub"].pk).update(status=Account.Status.PAUSED)
+    _send(server, "shop", accounts["sub_key"], _email())
+    assert Message.objects.get().status == Message.Status.HELD
+
+
+def test_a_closed_account_cannot_log_in(server, accounts):
+    Account.objects.filter(pk=accounts["sub"].pk).update(status=Account.Status.CLOSED)
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        _send(server, "shop", accounts["sub_key"], _email())
+
+
+def test_mail_without_auth_is_refused(server, accounts):
+    with smtplib.SMTP("127.0.0.1", server, timeout=10) as client:
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            client.send_message(_email())
+    assert refused.value.smtp_code == 530
+
+
+def test_oversize_is_refused(server, accounts, settings):
+    message = _email()
+    message.add_attachment(b"x" * 200_000, maintype="application", subtype="octet-stream", filename="big.bin")
+    with smtplib.SMTP("127.0.0.1", server, timeout=10) as client:
+        client.login("shop", accounts["sub_key"])
+        assert "size" in client.esmtp_features
+        with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as refused:
+            client.sendmail(
+                "orders@shop.test",
+                ["a@example.test"],
+                message.as_bytes() + b"y" * int(client.esmtp_features["size"]),
+            )
+    assert refused.value.smtp_code == 552
+
+
+@requires_postgres()  # SQLite serialises writers by failing them ("database is locked": a 451, rightly)
+def test_concurrent_smtp_clients_never_pass_the_limit(server, accounts):
+    accepted, refused = [], []
+
+    def client():
+        try:
+            for _ in range(3):
+                try:
+                    _send(server, "shop", accounts["sub_key"], _email())
+                    accepted.append(1)
+                except smtplib.SMTPDataError as exc:
+                    assert exc.smtp_code == 550
+                    refused.append(1)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(accepted) == 5 and len(refused) == 13
+    assert Message.objects.filter(account=accounts["sub"]).count() == 5
+
+
+@pytest.fixture
+def tls_server(tmp_path, settings):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip("openssl is needed to make a test certificate")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    port = free_port()
+    controller = build_controller(
+        hostname="127.0.0.1", port=port, tls_context=context, require_tls_for_auth=True
+    )
+    controller.start()
+    yield port
+    controller.stop()
+
+
+def test_auth_only_after_starttls_when_a_certificate_is_configured(tls_server, accounts):
+    with smtplib.SMTP("127.0.0.1", tls_server, timeout=10) as client:
+        client.ehlo()
+        assert "auth" not in client.esmtp_features and "starttls" in client.esmtp_features
+        client.starttls(context=ssl._create_unverified_context())
+        client.ehlo()
+        client.login("shop", accounts["sub_key"])
+        client.send_message(_email())
+    assert Message.objects.count() == 1
