@@ -128,9 +128,11 @@ def test_a_closed_account_cannot_log_in(server, accounts):
 
 
 def test_mail_without_auth_is_refused(server, accounts):
-    with smtplib.SMTP("127.0.0.1", server, timeout=10) as client:
-        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
-            client.send_message(_email())
+    with (
+        smtplib.SMTP("127.0.0.1", server, timeout=10) as client,
+        pytest.raises(smtplib.SMTPSenderRefused) as refused,
+    ):
+        client.send_message(_email())
     assert refused.value.smtp_code == 530
 
 
