@@ -631,3 +631,50 @@ def test_a_subaccount_owner_gets_a_404_on_every_master_page(client):
     for method, url in requests:
         assert getattr(client, method)(url).status_code == 404, url
     assert not AuditEvent.objects.exists()
+
+
+def test_the_password_reset_action_emails_the_owner_from_a_request(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    master = _master_of(_log_in(client))
+    sub, owner = subaccount_with_owner(master)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(_action("password_reset", sub), **HTMX)
+    assert f"A password reset email is on its way to {owner.email}." in response.content.decode()
+    (message,) = mailoutbox
+    assert message.to == [owner.email]
+    assert "/accounts/password/reset/key/" in message.body
+
+
+# --- the closed page and Renew My Account -------------------------------------------------------------
+
+
+def test_a_closed_subaccounts_owner_sees_only_the_closed_page_and_can_renew(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    # given
+    sub, owner = subaccount_with_owner(name="Acme Shop", status=Account.Status.CLOSED)
+    client.force_login(owner)
+    for url in (reverse("home"), reverse("accounts:dashboard"), reverse("accounts:activity")):
+        assert client.get(url)["Location"] == reverse("accounts:closed")
+    page = client.get(reverse("accounts:closed")).content.decode()
+    assert "This account is closed" in page and "Renew My Account" in page
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("accounts:renew"), follow=True)
+    # then
+    assert response.redirect_chain[-1][0] == reverse("accounts:dashboard")
+    assert "Welcome back: Acme Shop is now your own account and can send again." in _messages(response)
+    sub.refresh_from_db()
+    assert (sub.kind, sub.status) == (Account.Kind.STANDALONE, Account.Status.ACTIVE)
+    assert client.get(reverse("accounts:closed"))["Location"] == reverse("home")
+
+
+def test_renew_is_post_only_and_refused_for_an_open_subaccount(client):
+    sub, owner = subaccount_with_owner()
+    client.force_login(owner)
+    assert client.get(reverse("accounts:renew")).status_code == 405
+    response = client.post(reverse("accounts:renew"), follow=True)
+    assert "Only a closed subaccount can be renewed." in _messages(response)
+    sub.refresh_from_db()
+    assert sub.kind == Account.Kind.SUBACCOUNT

@@ -2,10 +2,12 @@
 accounts/lifecycle.py with its happy path, wrong state, wrong role and another master's subaccount."""
 
 import re
+import threading
 
 import pytest
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.db import connection
 from django.urls import reverse
 
 from accounts import signals
@@ -26,6 +28,7 @@ from accounts.lifecycle import (
 )
 from accounts.models import Account, AuditEvent, Invitation, Membership, Usage, User
 from accounts.selectors import audit_events_for_account, month_start
+from tests.conftest import requires_postgres
 from tests.factories import MasterFactory, MembershipFactory, SubaccountFactory, subaccount_with_owner
 
 pytestmark = pytest.mark.django_db
@@ -809,3 +812,56 @@ def test_delete_of_another_masters_subaccount_is_not_found():
     assert Account.objects.filter(pk=sub.pk).exists()
     assert User.objects.filter(pk=owner.pk).exists()
     assert not AuditEvent.objects.exists()
+
+
+# --- concurrency (PostgreSQL) -------------------------------------------------------------------------
+
+
+def _at_once(*calls) -> list:
+    """Run each call in its own thread, released together; return each one's result or exception."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait(timeout=10)
+            results[index] = call()
+        except Exception as exc:  # the refusal is the result under test
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@requires_postgres()
+@pytest.mark.django_db(transaction=True)
+def test_two_creates_with_the_same_name_at_once_get_distinct_ids():
+    master = MasterFactory()
+    admin = _member(master)
+    results = _at_once(
+        *[
+            lambda n=n: create_subaccount(
+                actor=admin, master=master, name="Acme Shop", contact_email=f"o{n}@acme.test", monthly_limit=1
+            )
+            for n in range(2)
+        ]
+    )
+    assert sorted(result.public_id for result in results) == ["acme-shop", "acme-shop-2"]
+
+
+@requires_postgres()
+@pytest.mark.django_db(transaction=True)
+def test_two_pauses_at_once_pause_once():
+    sub = SubaccountFactory()
+    admin = _member(sub.parent)
+    results = _at_once(
+        *[lambda: pause_subaccount(actor=admin, master=sub.parent, subaccount_id=sub.pk) for _ in range(2)]
+    )
+    assert sorted(type(result).__name__ for result in results) == ["Account", "InvalidTransition"]
+    assert AuditEvent.objects.filter(action="subaccount.paused").count() == 1
