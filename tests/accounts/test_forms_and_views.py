@@ -678,3 +678,16 @@ def test_renew_is_post_only_and_refused_for_an_open_subaccount(client):
     assert "Only a closed subaccount can be renewed." in _messages(response)
     sub.refresh_from_db()
     assert sub.kind == Account.Kind.SUBACCOUNT
+
+
+def test_a_viewer_gets_no_submit_button_on_the_add_edit_and_delete_pages(client):
+    master = _master_of(_log_in(client, role=Membership.Role.VIEWER))
+    sub = SubaccountFactory(parent=master)
+    for name, args in (
+        ("accounts:subaccount_create", []),
+        ("accounts:subaccount_edit", [sub.pk]),
+        ("accounts:subaccount_delete", [sub.pk]),
+    ):
+        page = client.get(reverse(name, args=args)).content.decode()
+        assert 'type="submit"' not in page.split("<main", 1)[1], name  # the header's Log out is a button
+        assert "Only an owner or admin of" in page
