@@ -238,3 +238,15 @@ def test_two_people_accepting_the_same_invite_at_once_only_one_wins():
     assert owner.check_password(winner)
     assert Invitation.objects.filter(accepted_at__isnull=False).count() == 1
     assert AuditEvent.objects.filter(action="invite.accepted").count() == 1
+
+
+def test_an_open_invite_is_used_up_once_the_owner_set_a_password_another_way(client, invited):
+    # given the owner chose a password through a reset link while the invite was still open
+    _sub, owner, token, _admin = invited
+    owner.set_password("set-by-reset-link-1")
+    owner.save(update_fields=["password"])
+    # then the invite can no longer set it again
+    _assert_invalid_page(client.get(_url(token)), 410, b"This invitation has already been used", owner)
+    _assert_invalid_page(_post(client, token), 410, b"This invitation has already been used", owner)
+    owner.refresh_from_db()
+    assert owner.check_password("set-by-reset-link-1")
