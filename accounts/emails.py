@@ -70,7 +70,7 @@ def send_renewed_notice(*, account: Account, former_master: Account) -> None:
         template="renewed",
         subject=f"{account.name} renewed as a standalone account",
         to=agency_admin_emails(former_master),
-        context={"account": account, "agency": former_master},
+        context={"account": account, "agency": former_master, "url": absolute(reverse("accounts:activity"))},
     )
 
 

@@ -78,7 +78,8 @@ def look_up(token: str) -> InviteLookup:
     )
     if invitation is None:
         return InviteLookup(InviteState.UNKNOWN)
-    if invitation.accepted_at is not None:
+    # A password set another way (a reset link sent meanwhile) uses the invite up: it must not set it again.
+    if invitation.accepted_at is not None or invitation.user.has_usable_password():
         return InviteLookup(InviteState.USED, invitation)
     if invitation.replaced_at is not None or invitation.email != invitation.user.email:
         return InviteLookup(InviteState.REPLACED, invitation)
