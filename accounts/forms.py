@@ -33,7 +33,9 @@ class SubaccountForm(forms.Form):
         max_length=255,
         required=False,
         label="Id",
-        validators=[RegexValidator(PUBLIC_ID_PATTERN, f"The id may only use {PUBLIC_ID_HELP}")],
+        validators=[
+            RegexValidator(rf"\A{PUBLIC_ID_PATTERN.pattern}\Z", f"The id may only use {PUBLIC_ID_HELP}")
+        ],
         help_text=f"The id programs use to send as this subaccount. Generated from the name if empty. {PUBLIC_ID_HELP}",
     )
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)

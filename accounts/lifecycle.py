@@ -17,13 +17,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import emails, invites, ratelimit, signals
+from . import alerts, emails, invites, ratelimit, signals
 from .audit import diff, record
 from .errors import InvalidTransition, PermissionDenied, ValidationError
 from .models import Account, Membership, Usage, User
 from .permissions import require_not_impersonating, require_role
 
-PUBLIC_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+PUBLIC_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,255}")
 PUBLIC_ID_HELP = "Letters, digits, '-', '_' and '.', at most 255 characters."
 RESET_EMAILS_PER_HOUR = 5
 EDITABLE_FIELDS = ("name", "public_id", "contact_email", "monthly_limit", "hourly_limit", "notes")
@@ -34,7 +34,7 @@ EDITABLE_FIELDS = ("name", "public_id", "contact_email", "monthly_limit", "hourl
 
 def clean_public_id(value: str) -> str:
     value = (value or "").strip()
-    if not PUBLIC_ID_PATTERN.match(value):
+    if not PUBLIC_ID_PATTERN.fullmatch(value):
         raise ValidationError(f"The id may only use {PUBLIC_ID_HELP}", field="public_id")
     return value
 
@@ -248,11 +248,18 @@ def update_subaccount(
     if not after:
         return subaccount
     subaccount.save(update_fields=[*after.keys(), "updated_at"])
-    if email_changes and owner is None:
-        _invite_new_owner(subaccount, new_email)
-    elif email_changes:
-        owner.email = new_email
-        owner.save(update_fields=["email"])
+    try:
+        with transaction.atomic():  # a concurrent create may take the address between check and write
+            if email_changes and owner is None:
+                _invite_new_owner(subaccount, new_email)
+            elif email_changes:
+                owner.email = new_email
+                owner.save(update_fields=["email"])
+    except IntegrityError:
+        raise ValidationError(
+            "This address was just taken by another login.", field="contact_email"
+        ) from None
+    if email_changes and owner is not None:
         EmailAddress.objects.filter(user=owner).delete()
         EmailAddress.objects.create(user=owner, email=new_email, primary=True, verified=False)
         invites.issue_invitation(account=subaccount, user=owner)
@@ -264,6 +271,8 @@ def update_subaccount(
         before=before,
         after=after,
     )
+    if "monthly_limit" in after:  # a lowered limit may put usage past a threshold already
+        transaction.on_commit(lambda: alerts.check_limit_alerts(account=subaccount))
     return subaccount
 
 
@@ -363,8 +372,7 @@ def _transition(
     now = timezone.now()
     subaccount.status = to
     subaccount.paused_at = now if to == Account.Status.PAUSED else None
-    if to == Account.Status.CLOSED:
-        subaccount.closed_at = now
+    subaccount.closed_at = now if to == Account.Status.CLOSED else None
     subaccount.save(update_fields=["status", "paused_at", "closed_at", "updated_at"])
     record(
         actor=actor,

@@ -38,6 +38,12 @@ def requires_redis():
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Real hashing costs ~0.2 s a user; tests make hundreds of users and check behaviour, not strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager_and_fresh_cache(request):
     """Tasks run in-process unless a test starts a real worker; rate-limit counters never leak between tests."""
     from django.core.cache import cache
