@@ -291,7 +291,9 @@ class Usage(models.Model):
     account_label = models.CharField(max_length=600, blank=True, help_text="Kept for deleted accounts.")
     window = models.CharField(max_length=5, choices=Window.choices)
     start = models.DateTimeField(help_text="Start of the window, UTC.")
-    sent = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0, help_text="Accepted and counted against the limit.")
+    rejected = models.PositiveIntegerField(default=0, help_text="Refused at once (over the limit).")
+    failed = models.PositiveIntegerField(default=0, help_text="Accepted, then failed for good at delivery.")
 
     class Meta:
         constraints = [

@@ -68,6 +68,18 @@ def reserve_quota(*, account: Account, n: int, now: datetime | None = None) -> N
                 )
 
 
+def count_outcome(*, account: Account, outcome: str, n: int, now: datetime | None = None) -> None:
+    """Count `n` rejected or failed emails in the account's hourly window, for the dashboards' charts
+    (they never count message rows). Runs outside the refused send's transaction."""
+    if n <= 0:
+        return
+    assert outcome in ("rejected", "failed")
+    start = hour_start(now)
+    row = {"account": account, "billed_to_id": account.billing_account_id, "window": Usage.Window.HOUR, "start": start}
+    Usage.objects.bulk_create([Usage(account_label=str(account), **row)], ignore_conflicts=True)
+    Usage.objects.filter(**row).update(**{outcome: F(outcome) + n})
+
+
 def sent_this_month(account: Account, now: datetime | None = None) -> int:
     row = (
         Usage.objects.filter(

@@ -164,7 +164,7 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
 
 
 def daily_sent(account: Account, *, days: int = 30, now: datetime | None = None) -> list[dict]:
-    """Emails counted per UTC day over the last `days` days, from the hourly Usage windows
+    """Emails accepted, rejected and failed per UTC day over the last `days` days, from the hourly Usage windows
     (one aggregate query; days without sending are filled with 0 for the chart)."""
     today = (now or timezone.now()).astimezone(timezone.UTC).date()
     first = today - timedelta(days=days - 1)
@@ -172,10 +172,13 @@ def daily_sent(account: Account, *, days: int = 30, now: datetime | None = None)
         Usage.objects.filter(account=account, window=Usage.Window.HOUR, start__date__gte=first)
         .annotate(day=TruncDate("start", tzinfo=timezone.UTC))
         .values("day")
-        .annotate(sent=Sum("sent"))
+        .annotate(sent=Sum("sent"), rejected=Sum("rejected"), failed=Sum("failed"))
     )
-    by_day = {row["day"]: row["sent"] for row in rows}
-    return [
-        {"day": (first + timedelta(days=n)).isoformat(), "sent": by_day.get(first + timedelta(days=n), 0)}
-        for n in range(days)
-    ]
+    by_day = {row["day"]: row for row in rows}
+    empty = {"sent": 0, "rejected": 0, "failed": 0}
+    chart = []
+    for n in range(days):
+        day = first + timedelta(days=n)
+        row = by_day.get(day, empty)
+        chart.append({"day": day.isoformat(), "sent": row["sent"], "rejected": row["rejected"], "failed": row["failed"]})
+    return chart

@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Account
+from accounts.quota import count_outcome
 
 from .models import ArchivedMessage, Message
 
@@ -45,7 +46,9 @@ def claim(message_ids: list[int], *, now: datetime | None = None) -> list[Messag
     Message.objects.filter(pk__in=message_ids, status=Message.Status.QUEUED).update(
         status=Message.Status.SENDING, claim=token, claimed_at=now, attempts=F("attempts") + 1
     )
-    return list(Message.objects.filter(claim=token, status=Message.Status.SENDING).order_by("pk"))
+    return list(
+        Message.objects.filter(claim=token, status=Message.Status.SENDING).select_related("account").order_by("pk")
+    )
 
 
 def build_email(message: Message) -> EmailMultiAlternatives:
@@ -116,7 +119,8 @@ def _record_failure(message: Message, exc: Exception, report: DeliveryReport) ->
     error = f"{type(exc).__name__}: {exc}"[:2000]
     claimed = Message.objects.filter(pk=message.pk, claim=message.claim)
     if is_permanent(exc) or message.attempts >= MAX_ATTEMPTS:
-        claimed.update(status=Message.Status.FAILED, claim=None, last_error=error)
+        if claimed.update(status=Message.Status.FAILED, claim=None, last_error=error):
+            count_outcome(account=message.account, outcome="failed", n=1)
         report.failed += 1
         logger.info("Message %s failed for good: %s", message.public_id, error)
         return

@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts import alerts
 from accounts.errors import InvalidTransition, QuotaExceeded
 from accounts.models import Account
-from accounts.quota import reserve_quota
+from accounts.quota import count_outcome, reserve_quota
 
 from .models import Message
 
@@ -99,6 +99,7 @@ def accept_messages(
     try:
         stored = _store(account=account, message=message, recipients=valid, now=now)
     except QuotaExceeded as exc:
+        count_outcome(account=account, outcome="rejected", n=len(valid), now=now)
         return [
             RecipientResult(email=r.email, status="rejected", reject_reason=exc.reason) for r in valid
         ] + invalid

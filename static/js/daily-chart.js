@@ -5,7 +5,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!canvas || !source || !window.Chart) return;
   const rows = JSON.parse(source.textContent);
   const series = [
-    { key: "sent", label: "Sent", color: "#15803d" },
+    { key: "sent", label: "Accepted", color: "#15803d" },
     { key: "rejected", label: "Rejected", color: "#b91c1c" },
     { key: "failed", label: "Failed", color: "#b45309" },
   ].filter((s) => rows.some((row) => s.key in row));

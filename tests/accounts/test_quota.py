@@ -91,6 +91,8 @@ def test_a_rejected_call_stores_no_message_and_rejects_every_recipient():
     assert {r.reject_reason for r in results} == {"monthly-limit-reached"}
     assert not Message.objects.exists()
     assert _usage(sub, Usage.Window.MONTH) == 0
+    # the refusal is counted for the charts, not against the limit
+    assert Usage.objects.get(account=sub, window=Usage.Window.HOUR).rejected == 3
 
 
 def _race(sub, *, threads: int, batch: int, now=None) -> tuple[int, int]:
