@@ -75,7 +75,12 @@ def count_outcome(*, account: Account, outcome: str, n: int, now: datetime | Non
         return
     assert outcome in ("rejected", "failed")
     start = hour_start(now)
-    row = {"account": account, "billed_to_id": account.billing_account_id, "window": Usage.Window.HOUR, "start": start}
+    row = {
+        "account": account,
+        "billed_to_id": account.billing_account_id,
+        "window": Usage.Window.HOUR,
+        "start": start,
+    }
     Usage.objects.bulk_create([Usage(account_label=str(account), **row)], ignore_conflicts=True)
     Usage.objects.filter(**row).update(**{outcome: F(outcome) + n})
 

@@ -180,5 +180,12 @@ def daily_sent(account: Account, *, days: int = 30, now: datetime | None = None)
     for n in range(days):
         day = first + timedelta(days=n)
         row = by_day.get(day, empty)
-        chart.append({"day": day.isoformat(), "sent": row["sent"], "rejected": row["rejected"], "failed": row["failed"]})
+        chart.append(
+            {
+                "day": day.isoformat(),
+                "sent": row["sent"],
+                "rejected": row["rejected"],
+                "failed": row["failed"],
+            }
+        )
     return chart

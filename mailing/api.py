@@ -31,6 +31,7 @@ from accounts.permissions import ApiCaller
 from accounts.selectors import hour_start, month_start
 
 from .models import Message
+from .selectors import has_tag
 from .sending import OutgoingMessage, Recipient, accept_messages
 
 logger = logging.getLogger(__name__)
@@ -501,7 +502,7 @@ def messages_search(call: Call) -> Any:
             elif field == "subaccount":
                 found = found.filter(account__public_id=value)
             elif field == "tags":
-                found = found.filter(tags__contains=[value])
+                found = found.filter(has_tag(value))
             elif field == "state":
                 found = found.filter(status=value)
             else:
@@ -517,7 +518,7 @@ def messages_search(call: Call) -> Any:
         if name == "tags":
             condition = Q()
             for tag in values:
-                condition |= Q(tags__contains=[tag])
+                condition |= has_tag(tag)
             found = found.filter(condition)
         else:
             found = found.filter(**{lookup: values})

@@ -47,7 +47,9 @@ def claim(message_ids: list[int], *, now: datetime | None = None) -> list[Messag
         status=Message.Status.SENDING, claim=token, claimed_at=now, attempts=F("attempts") + 1
     )
     return list(
-        Message.objects.filter(claim=token, status=Message.Status.SENDING).select_related("account").order_by("pk")
+        Message.objects.filter(claim=token, status=Message.Status.SENDING)
+        .select_related("account")
+        .order_by("pk")
     )
 
 

@@ -7,4 +7,10 @@ app_name = "mailing"
 urlpatterns = [
     path("api-keys/", views.api_keys, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("messages/", views.message_list, name="message_list"),
+    path("messages/recent/", views.recent_messages, name="recent_messages"),
+    path("messages/<str:public_id>/", views.message_detail, name="message_detail"),
+    path("archive/", views.archive_list, name="archive_list"),
+    path("archive/<int:pk>/", views.archive_detail, name="archive_detail"),
+    path("archive/<int:pk>/body/", views.archive_body, name="archive_body"),
 ]

@@ -2,16 +2,19 @@
 
 from django.conf import settings
 from django.contrib import messages as flash
-from django.http import Http404
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import account_required
 from accounts.errors import DomainError, ValidationError
 from accounts.impersonation import real_user
 
-from . import keys
-from .models import ApiKey
+from . import keys, selectors
+from .models import ApiKey, ArchivedMessage, Message
 
 
 @account_required
@@ -57,3 +60,72 @@ def api_key_revoke(request, pk: int):
     else:
         flash.success(request, f"Key “{api_key.label}” revoked: programs using it are refused from now on.")
     return redirect("mailing:api_keys")
+
+
+@account_required
+def message_list(request):
+    filters = selectors.MessageFilters.from_query(request.GET)
+    page = Paginator(selectors.messages_for(request.account, filters), 50).get_page(request.GET.get("page"))
+    context = {"page": page, "filters": filters, "statuses": Message.Status.choices, "nav": "messages"}
+    template = "mailing/message_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#message-table"
+    return render(request, template, context)
+
+
+@account_required
+def recent_messages(request):
+    """The dashboard's latest messages, loaded by htmx (the dashboard itself belongs to accounts)."""
+    latest = selectors.messages_for(request.account, selectors.MessageFilters())[:10]
+    return render(request, "mailing/partials/recent_messages.html", {"messages_list": latest})
+
+
+@account_required
+def message_detail(request, public_id: str):
+    try:
+        message = selectors.message_of(request.account, public_id)
+    except Message.DoesNotExist:
+        raise Http404("No such message.") from None
+    return render(request, "mailing/message_detail.html", {"message": message, "nav": "messages"})
+
+
+@account_required
+def archive_list(request):
+    filters = selectors.MessageFilters.from_query(request.GET)
+    query = request.GET.get("q", "").strip()[:200]
+    found = selectors.archive_for(
+        request.account, query=query, date_from=filters.date_from, date_to=filters.date_to
+    )
+    page = Paginator(found, 50).get_page(request.GET.get("page"))
+    context = {"page": page, "query": query, "filters": filters, "nav": "archive"}
+    template = "mailing/archive_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#archive-table"
+    return render(request, template, context)
+
+
+def _archived(request, pk: int) -> ArchivedMessage:
+    try:
+        return ArchivedMessage.objects.get(account=request.account, pk=pk)
+    except ArchivedMessage.DoesNotExist:
+        raise Http404("No such archived message.") from None
+
+
+@account_required
+def archive_detail(request, pk: int):
+    return render(
+        request, "mailing/archive_detail.html", {"archived": _archived(request, pk), "nav": "archive"}
+    )
+
+
+# The customer's HTML is shown in a sandboxed iframe: no scripts, no forms, no navigation of our page,
+# and a CSP of its own that forbids everything but inline styles and images.
+@account_required
+@xframe_options_sameorigin
+@csp_override({"default-src": ["'none'"], "style-src": ["'unsafe-inline'"], "img-src": ["data:", "https:"],
+               "frame-ancestors": ["'self'"], "sandbox": [""]})  # fmt: skip
+def archive_body(request, pk: int):
+    archived = _archived(request, pk)
+    if archived.html:
+        return HttpResponse(archived.html, content_type="text/html; charset=utf-8")
+    return HttpResponse(archived.text, content_type="text/plain; charset=utf-8")

@@ -4,25 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='usage',
-            name='failed',
-            field=models.PositiveIntegerField(default=0, help_text='Accepted, then failed for good at delivery.'),
+            model_name="usage",
+            name="failed",
+            field=models.PositiveIntegerField(
+                default=0, help_text="Accepted, then failed for good at delivery."
+            ),
         ),
         migrations.AddField(
-            model_name='usage',
-            name='rejected',
-            field=models.PositiveIntegerField(default=0, help_text='Refused at once (over the limit).'),
+            model_name="usage",
+            name="rejected",
+            field=models.PositiveIntegerField(default=0, help_text="Refused at once (over the limit)."),
         ),
         migrations.AlterField(
-            model_name='usage',
-            name='sent',
-            field=models.PositiveIntegerField(default=0, help_text='Accepted and counted against the limit.'),
+            model_name="usage",
+            name="sent",
+            field=models.PositiveIntegerField(default=0, help_text="Accepted and counted against the limit."),
         ),
     ]

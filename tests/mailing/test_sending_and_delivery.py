@@ -98,7 +98,9 @@ def test_a_temporary_failure_is_retried_and_a_permanent_one_fails(smtp_sink):
     perm.refresh_from_db()
     assert temp.status == Message.Status.QUEUED and temp.next_attempt_at > timezone.now()
     assert perm.status == Message.Status.FAILED and "550" in perm.last_error
-    assert sum(Usage.objects.filter(account=sub, window=Usage.Window.HOUR).values_list("failed", flat=True)) == 1
+    assert (
+        sum(Usage.objects.filter(account=sub, window=Usage.Window.HOUR).values_list("failed", flat=True)) == 1
+    )
     # the retry, when it comes, delivers
     assert delivery.deliver([temp.pk]).sent == 1
     assert [e.rcpt_tos[0] for e in smtp_sink.received] == ["temp@example.test"]

@@ -1,16 +1,20 @@
-"""Demo data for `make run`: an agency with staff of each role and subaccounts in every state.
-Idempotent: running it again changes nothing and prints the same logins."""
+"""Demo data for `make run`: an agency with staff of each role, subaccounts in every state, usage (one
+near its limit), a few hundred messages, archived copies and an API key. Idempotent: running it again
+changes nothing and prints the same logins. (It lives in mailing because it seeds both apps.)"""
 
 from datetime import timedelta
 
 from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts import invites
 from accounts.models import Account, Membership, Usage, User
 from accounts.selectors import hour_start, month_start
+from mailing.keys import hash_secret
+from mailing.models import ApiKey, ArchivedMessage, Message
 
 PASSWORD = "demo-pass-2026"
 OPERATOR = "operator@reseller.test"
@@ -77,6 +81,74 @@ def _master(spec: dict) -> Account:
     return master
 
 
+DEMO_API_KEY = "md-demo-acme-shop-key-not-for-production"
+RECIPIENTS = ["ana", "ben", "chloe", "dev", "emma", "farid", "gus", "hana", "ivan", "jade"]
+SUBJECTS = ["Your order #{n} has shipped", "Receipt for order #{n}", "Reset your password", "Welcome aboard!",
+            "Your weekly summary", "Appointment reminder #{n}"]  # fmt: skip
+
+
+def _seed_messages(master: Account, now) -> None:
+    """A sample of each sending subaccount's recent mail in every state (the counts live in Usage)."""
+    if Message.objects.filter(account__parent=master).exists():
+        return
+    statuses = [Message.Status.SENT] * 8 + [Message.Status.QUEUED, Message.Status.FAILED]
+    for sub in Account.objects.subaccounts_of(master).exclude(status=Account.Status.CLOSED):
+        if not Usage.objects.filter(account=sub, window=Usage.Window.MONTH).exists():
+            continue
+        held = sub.status == Account.Status.PAUSED
+        rows = []
+        for n in range(120):
+            status = Message.Status.HELD if held and n < 5 else statuses[n % len(statuses)]
+            created = now - timedelta(minutes=37 * n)
+            rows.append(
+                Message(
+                    account=sub,
+                    from_email=f"hello@{sub.public_id}.example",
+                    from_name=sub.name,
+                    to_email=f"{RECIPIENTS[n % len(RECIPIENTS)]}{n}@customer.example",
+                    subject=SUBJECTS[n % len(SUBJECTS)].format(n=1000 + n),
+                    text="Hello,\n\nThanks for being a customer.\n",
+                    html="<p>Hello,</p><p>Thanks for being a customer.</p>",
+                    tags=[["order", "transactional"], ["password"], ["newsletter"]][n % 3],
+                    status=status,
+                    queued_reason="sending-paused" if status == Message.Status.HELD else "",
+                    last_error="SMTPRecipientsRefused: 550 5.1.1 mailbox unavailable"
+                    if status == Message.Status.FAILED
+                    else "",
+                    archive=sub.archiving_enabled,
+                    attempts=1,
+                    next_attempt_at=created,
+                    sent_at=created if status == Message.Status.SENT else None,
+                )
+            )
+        created_rows = Message.objects.bulk_create(rows)
+        Message.objects.filter(pk__in=[row.pk for row in created_rows]).update(
+            created_at=F("next_attempt_at")
+        )
+        if sub.archiving_enabled:
+            ArchivedMessage.objects.bulk_create(
+                ArchivedMessage(
+                    account=sub,
+                    message=row,
+                    from_email=row.from_email,
+                    to_email=row.to_email,
+                    subject=row.subject,
+                    text=row.text,
+                    html=row.html,
+                    sent_at=row.sent_at,
+                )
+                for row in created_rows
+                if row.status == Message.Status.SENT
+            )
+
+
+def _seed_api_key(account: Account) -> None:
+    ApiKey.objects.get_or_create(
+        key_hash=hash_secret(DEMO_API_KEY),
+        defaults={"account": account, "label": "Demo key", "prefix": DEMO_API_KEY[:10]},
+    )
+
+
 def _seed_usage(sub: Account, master: Account, sent: int, now) -> None:
     """This month's usage, spread over working hours of the days so far, so that the month's row,
     the hourly rows and the charts agree."""
@@ -137,6 +209,8 @@ class Command(BaseCommand):
             if sent:
                 _seed_usage(sub, master, sent, now)
         _master(OTHER_MASTER)
+        _seed_messages(master, now)
+        _seed_api_key(Account.objects.get(parent=master, public_id="acme-shop"))
         self._print_logins()
 
     def _print_logins(self):
@@ -155,3 +229,4 @@ class Command(BaseCommand):
         ]
         for email, what in rows:
             self.stdout.write(f"  {email:<28} {what}")
+        self.stdout.write(f"API / SMTP (127.0.0.1:2525, make smtpd): username acme-shop, key {DEMO_API_KEY}")
