@@ -134,3 +134,52 @@ class ArchivedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject!r} to {self.to_email}"
+
+
+class SenderDomainQuerySet(models.QuerySet["SenderDomain"]):
+    def for_account(self, account: Account) -> SenderDomainQuerySet:
+        return self.filter(account=account)
+
+    def usable_by(self, account: Account) -> SenderDomainQuerySet:
+        """Verified domains `account` may send from: its own, and those its master shares with it."""
+        own = Q(account=account)
+        if account.is_subaccount:
+            own |= Q(account_id=account.parent_id) & (
+                Q(share_with_all_subaccounts=True) | Q(shared_with=account)
+            )
+        return self.filter(own, verified_at__isnull=False).distinct()
+
+
+class SenderDomain(models.Model):
+    """A domain an account sends from, proven by a DNS TXT record holding its token."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sender_domains")
+    domain = models.CharField(max_length=253)
+    token = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    share_with_all_subaccounts = models.BooleanField(
+        default=False, help_text="A master's domain, usable by all its subaccounts, present and future."
+    )
+    shared_with = models.ManyToManyField(Account, blank=True, related_name="shared_sender_domains")
+
+    objects = SenderDomainQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "domain"], name="sender_domain_unique_per_account")
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    @property
+    def record_name(self) -> str:
+        return f"_reseller-verify.{self.domain}"
+
+    @property
+    def record_value(self) -> str:
+        return f"reseller-verify={self.token}"

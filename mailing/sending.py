@@ -25,6 +25,7 @@ from accounts.errors import InvalidTransition, QuotaExceeded
 from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
 
+from .domains import may_send_from
 from .models import Message
 
 logger = logging.getLogger(__name__)
@@ -90,12 +91,18 @@ def accept_messages(
 
     Invalid addresses are answered `invalid` and not counted. Over the hourly or monthly limit, every
     valid recipient is answered `rejected` with the reason and nothing is stored or counted (rejected,
-    not queued: the product's promise). A paused account's mail is stored `held` and answered `queued`
+    not queued: the product's promise). Mail from a domain the account has not verified is rejected
+    `unsigned` and not counted. A paused account's mail is stored `held` and answered `queued`
     (`sending-paused`). Raises InvalidTransition for a closed account."""
     valid = [r for r in message.recipients if _is_valid_address(r.email)]
     invalid = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
     if not valid:
         return invalid
+    if not may_send_from(account, message.from_email):
+        count_outcome(account=account, outcome="rejected", n=len(valid), now=now)
+        return [
+            RecipientResult(email=r.email, status="rejected", reject_reason="unsigned") for r in valid
+        ] + invalid
     try:
         stored = _store(account=account, message=message, recipients=valid, now=now)
     except QuotaExceeded as exc:

@@ -12,9 +12,10 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import account_required
 from accounts.errors import DomainError, ValidationError
 from accounts.impersonation import real_user
+from accounts.models import Account
 
-from . import keys, selectors
-from .models import ApiKey, ArchivedMessage, Message
+from . import domains, keys, selectors
+from .models import ApiKey, ArchivedMessage, Message, SenderDomain
 
 
 @account_required
@@ -129,3 +130,84 @@ def archive_body(request, pk: int):
     if archived.html:
         return HttpResponse(archived.html, content_type="text/html; charset=utf-8")
     return HttpResponse(archived.text, content_type="text/plain; charset=utf-8")
+
+
+@account_required
+def domain_list(request):
+    error = None
+    if request.method == "POST":
+        try:
+            added = domains.add_domain(
+                actor=request.user, account=request.account, domain=request.POST.get("domain", ""),
+                real_actor=real_user(request),
+            )  # fmt: skip
+        except ValidationError as exc:
+            error = exc.message
+        except DomainError as exc:
+            flash.error(request, exc.message)
+        else:
+            flash.success(request, f"{added.domain} added. Publish its TXT record, then press Verify.")
+            return redirect("mailing:domain_list")
+    context = {
+        "own": SenderDomain.objects.for_account(request.account).prefetch_related("shared_with"),
+        "shared": SenderDomain.objects.usable_by(request.account).exclude(account=request.account),
+        "subaccounts": Account.objects.subaccounts_of(request.account) if request.account.is_master else [],
+        "domain_error": error,
+        "nav": "domains",
+    }
+    return render(request, "mailing/domains.html", context)
+
+
+@require_POST
+@account_required
+def domain_verify(request, pk: int):
+    try:
+        sender_domain = domains.verify_domain(
+            actor=request.user, account=request.account, domain_id=pk, real_actor=real_user(request)
+        )
+    except SenderDomain.DoesNotExist:
+        raise Http404("No such domain.") from None
+    except DomainError as exc:
+        flash.error(request, exc.message)
+        return redirect("mailing:domain_list")
+    if request.htmx:
+        return render(request, "mailing/domains.html#domain-row", {"sender_domain": sender_domain})
+    if sender_domain.verified_at:
+        flash.success(request, f"{sender_domain.domain} is verified: you can send from it.")
+    else:
+        flash.error(request, sender_domain.last_error)
+    return redirect("mailing:domain_list")
+
+
+@require_POST
+@account_required
+def domain_share(request, pk: int):
+    if not request.account.is_master:
+        raise Http404("No such page.")
+    try:
+        domains.share_domain(
+            actor=request.user, master=request.account, domain_id=pk,
+            subaccount_ids=[int(v) for v in request.POST.getlist("subaccounts") if v.isdigit()],
+            all_subaccounts=request.POST.get("all_subaccounts") == "on", real_actor=real_user(request),
+        )  # fmt: skip
+    except SenderDomain.DoesNotExist:
+        raise Http404("No such domain.") from None
+    except DomainError as exc:
+        flash.error(request, exc.message)
+    else:
+        flash.success(request, "Sharing saved.")
+    return redirect("mailing:domain_list")
+
+
+@require_POST
+@account_required
+def domain_remove(request, pk: int):
+    try:
+        domains.remove_domain(
+            actor=request.user, account=request.account, domain_id=pk, real_actor=real_user(request)
+        )
+    except SenderDomain.DoesNotExist:
+        raise Http404("No such domain.") from None
+    except DomainError as exc:
+        flash.error(request, exc.message)
+    return redirect("mailing:domain_list")

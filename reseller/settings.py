@@ -223,6 +223,12 @@ ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
 DELIVERY_CLAIM_TIMEOUT_SECONDS = 600
 DELIVERY_SWEEP_GRACE_SECONDS = 60
 
+# Mail must come from a domain the account verified (or its master shares); else it is rejected "unsigned".
+REQUIRE_VERIFIED_SENDING_DOMAIN = env.bool("REQUIRE_VERIFIED_SENDING_DOMAIN", default=True)
+DNS_RESOLVER_NAMESERVERS = env.list("DNS_RESOLVER_NAMESERVERS", default=[])  # empty: the system's resolver
+DNS_RESOLVER_PORT = env.int("DNS_RESOLVER_PORT", default=53)
+DNS_RESOLVER_TIMEOUT = env.float("DNS_RESOLVER_TIMEOUT", default=5.0)
+
 # --- SMTP submission (manage.py smtpd) ---------------------------------------------------------------
 SMTP_HOST = env.str("SMTP_HOST", default="127.0.0.1")
 SMTP_PORT = env.int("SMTP_PORT", default=2525)

@@ -38,6 +38,12 @@ def requires_redis():
 
 
 @pytest.fixture(autouse=True)
+def _any_sending_domain(request, settings):
+    """Most tests send from made-up domains; the tests of domain verification turn the rule back on."""
+    settings.REQUIRE_VERIFIED_SENDING_DOMAIN = "verified_domains_only" in request.keywords
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Real hashing costs ~0.2 s a user; tests make hundreds of users and check behaviour, not strength."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -14,7 +14,7 @@ from accounts import invites
 from accounts.models import Account, Membership, Usage, User
 from accounts.selectors import hour_start, month_start
 from mailing.keys import hash_secret
-from mailing.models import ApiKey, ArchivedMessage, Message
+from mailing.models import ApiKey, ArchivedMessage, Message, SenderDomain
 
 PASSWORD = "demo-pass-2026"
 OPERATOR = "operator@reseller.test"
@@ -142,6 +142,15 @@ def _seed_messages(master: Account, now) -> None:
             )
 
 
+def _seed_domains(master: Account, now) -> None:
+    """Verified sending domains: each subaccount's own, and the agency's shared with all of them."""
+    for account in [master, *Account.objects.subaccounts_of(master)]:
+        SenderDomain.objects.get_or_create(
+            account=account, domain=f"{account.public_id}.example",
+            defaults={"token": "demo", "verified_at": now, "share_with_all_subaccounts": account.is_master},
+        )  # fmt: skip
+
+
 def _seed_api_key(account: Account) -> None:
     ApiKey.objects.get_or_create(
         key_hash=hash_secret(DEMO_API_KEY),
@@ -210,6 +219,7 @@ class Command(BaseCommand):
                 _seed_usage(sub, master, sent, now)
         _master(OTHER_MASTER)
         _seed_messages(master, now)
+        _seed_domains(master, now)
         _seed_api_key(Account.objects.get(parent=master, public_id="acme-shop"))
         self._print_logins()
 

@@ -1,0 +1,144 @@
+"""Sending domains: an account proves it owns a domain by publishing a TXT record with a token, looked
+up with dnspython against the resolver in settings. Mail from a domain the account may not use is
+rejected (`unsigned`, Mandrill's word). A master may share a verified domain with its subaccounts."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import dns.exception
+import dns.resolver
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.audit import record
+from accounts.errors import ValidationError
+from accounts.models import Account, Membership, User
+from accounts.permissions import require_role
+
+from .models import SenderDomain
+
+DOMAIN_PATTERN = re.compile(r"(?=.{1,253}$)(?!-)([a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}")
+
+
+def clean_domain(value: str) -> str:
+    domain = (value or "").strip().lower().rstrip(".")
+    if domain.startswith(("http://", "https://")) or "@" in domain or not DOMAIN_PATTERN.fullmatch(domain):
+        raise ValidationError(
+            "Enter a domain name such as mail.example.com (no http://, no @).", field="domain"
+        )
+    return domain
+
+
+def domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+
+
+def may_send_from(account: Account, address: str) -> bool:
+    """Whether `account` may send mail whose From is `address` (or any subdomain of a verified domain)."""
+    if not settings.REQUIRE_VERIFIED_SENDING_DOMAIN:
+        return True
+    domain = domain_of(address)
+    verified = SenderDomain.objects.usable_by(account).values_list("domain", flat=True)
+    return any(domain == d or domain.endswith("." + d) for d in verified)
+
+
+@transaction.atomic(durable=True)
+def add_domain(*, actor: User, account: Account, domain: str, real_actor: User | None = None) -> SenderDomain:
+    require_role(actor, account, Membership.Role.ADMIN)
+    domain = clean_domain(domain)
+    try:
+        with transaction.atomic():
+            sender_domain = SenderDomain.objects.create(
+                account=account, domain=domain, token=secrets.token_hex(16)
+            )
+    except IntegrityError:
+        raise ValidationError(f"{domain} is already on your list.", field="domain") from None
+    record(
+        actor=actor, real_actor=real_actor, account=account, action="domain.added", after={"domain": domain}
+    )
+    return sender_domain
+
+
+def lookup_txt(name: str) -> list[str]:
+    """The TXT strings at `name`, from the resolver in settings (tests point it at a local server)."""
+    resolver = dns.resolver.Resolver(configure=not settings.DNS_RESOLVER_NAMESERVERS)
+    if settings.DNS_RESOLVER_NAMESERVERS:
+        resolver.nameservers = settings.DNS_RESOLVER_NAMESERVERS
+        resolver.port = settings.DNS_RESOLVER_PORT
+    resolver.lifetime = settings.DNS_RESOLVER_TIMEOUT
+    answer = resolver.resolve(name, "TXT")
+    return [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in answer]
+
+
+def verify_domain(
+    *, actor: User, account: Account, domain_id: int, real_actor: User | None = None
+) -> SenderDomain:
+    """Look the token up in DNS now. Returns the domain, verified or with `last_error` saying why not.
+    Raises SenderDomain.DoesNotExist (not this account's) or PermissionDenied."""
+    sender_domain = SenderDomain.objects.for_account(account).get(pk=domain_id)
+    require_role(actor, account, Membership.Role.ADMIN)
+    error = ""
+    try:
+        values = lookup_txt(sender_domain.record_name)
+    except dns.resolver.NXDOMAIN:
+        error = f"No TXT record at {sender_domain.record_name} yet. DNS changes can take a while to appear."
+    except dns.resolver.NoAnswer:
+        error = f"{sender_domain.record_name} exists but has no TXT record."
+    except (dns.exception.Timeout, dns.resolver.NoNameservers):
+        error = "The DNS lookup timed out. Try again in a minute."
+    except dns.exception.DNSException as exc:
+        error = f"The DNS lookup failed: {exc}"[:300]
+    else:
+        if sender_domain.record_value not in values:
+            error = (
+                f"The TXT record at {sender_domain.record_name} does not hold {sender_domain.record_value}."
+            )
+    with transaction.atomic():
+        sender_domain.last_checked_at = timezone.now()
+        sender_domain.last_error = error
+        newly_verified = not error and sender_domain.verified_at is None
+        if newly_verified:
+            sender_domain.verified_at = sender_domain.last_checked_at
+        sender_domain.save(update_fields=["last_checked_at", "last_error", "verified_at"])
+        if newly_verified:
+            record(actor=actor, real_actor=real_actor, account=account, action="domain.verified",
+                   after={"domain": sender_domain.domain})  # fmt: skip
+    return sender_domain
+
+
+@transaction.atomic(durable=True)
+def share_domain(
+    *, actor: User, master: Account, domain_id: int, subaccount_ids: list[int], all_subaccounts: bool,
+    real_actor: User | None = None,
+) -> SenderDomain:  # fmt: skip
+    """Let chosen subaccounts (or all, present and future) send from one of the master's verified domains."""
+    sender_domain = SenderDomain.objects.for_account(master).select_for_update().get(pk=domain_id)
+    require_role(actor, master, Membership.Role.ADMIN)
+    if sender_domain.verified_at is None:
+        raise ValidationError("Verify the domain before sharing it.", field="domain")
+    chosen = list(Account.objects.subaccounts_of(master).filter(pk__in=subaccount_ids))
+    sender_domain.share_with_all_subaccounts = all_subaccounts
+    sender_domain.save(update_fields=["share_with_all_subaccounts"])
+    sender_domain.shared_with.set(chosen)
+    record(
+        actor=actor, real_actor=real_actor, account=master, action="domain.shared",
+        after={"domain": sender_domain.domain, "all": all_subaccounts, "subaccounts": [a.public_id for a in chosen]},
+    )  # fmt: skip
+    return sender_domain
+
+
+@transaction.atomic(durable=True)
+def remove_domain(*, actor: User, account: Account, domain_id: int, real_actor: User | None = None) -> None:
+    sender_domain = SenderDomain.objects.for_account(account).get(pk=domain_id)
+    require_role(actor, account, Membership.Role.ADMIN)
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=account,
+        action="domain.removed",
+        after={"domain": sender_domain.domain},
+    )
+    sender_domain.delete()

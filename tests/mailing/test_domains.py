@@ -1,0 +1,172 @@
+"""Sending domains, verified through the real dnspython lookup path against a small local DNS server."""
+
+import socket
+import threading
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+from django.urls import reverse
+
+from accounts.errors import ValidationError
+from accounts.models import Membership
+from mailing import domains
+from mailing.models import Message, SenderDomain
+from mailing.sending import OutgoingMessage, Recipient, accept_messages
+from tests.factories import MembershipFactory, SubaccountFactory, subaccount_with_owner
+
+pytestmark = [pytest.mark.django_db, pytest.mark.verified_domains_only]
+
+
+class LocalDNS:
+    """Answers TXT queries from `records` ({name: [values]}); names in `silent` get no answer at all."""
+
+    def __init__(self):
+        self.records: dict[str, list[str]] = {}
+        self.silent: set[str] = set()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(wire)
+            question = query.question[0]
+            name = question.name.to_text().rstrip(".")
+            if name in self.silent:
+                continue
+            response = dns.message.make_response(query)
+            values = self.records.get(name)
+            if values is None:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            elif question.rdtype == dns.rdatatype.TXT:
+                response.answer.append(
+                    dns.rrset.from_text(question.name, 60, "IN", "TXT", *[f'"{v}"' for v in values])
+                )
+            self.sock.sendto(response.to_wire(), peer)
+
+    def close(self):
+        self.running = False
+        self.sock.close()
+
+
+@pytest.fixture
+def dns_server(settings):
+    server = LocalDNS()
+    settings.DNS_RESOLVER_NAMESERVERS = ["127.0.0.1"]
+    settings.DNS_RESOLVER_PORT = server.port
+    settings.DNS_RESOLVER_TIMEOUT = 0.5
+    yield server
+    server.close()
+
+
+def _admin(account):
+    return MembershipFactory(account=account, role=Membership.Role.ADMIN).user
+
+
+def _send(account, from_email="news@shop.example"):
+    message = OutgoingMessage(
+        from_email=from_email, subject="Hi", text="x", recipients=[Recipient("a@example.test")]
+    )
+    return accept_messages(account=account, message=message)[0]
+
+
+def test_mail_from_an_unverified_domain_is_rejected_unsigned():
+    sub = SubaccountFactory()
+    result = _send(sub)
+    assert (result.status, result.reject_reason) == ("rejected", "unsigned")
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "records, silent, expected",
+    [
+        ({}, set(), "No TXT record"),
+        ({"_reseller-verify.shop.example": ["reseller-verify=wrong"]}, set(), "does not hold"),
+        (None, {"_reseller-verify.shop.example"}, "timed out"),
+    ],
+)
+def test_verification_failures_say_why(dns_server, records, silent, expected):
+    sub = SubaccountFactory()
+    admin = _admin(sub)
+    sender_domain = domains.add_domain(actor=admin, account=sub, domain="Shop.Example.")
+    dns_server.records = records or {}
+    dns_server.silent = silent
+    checked = domains.verify_domain(actor=admin, account=sub, domain_id=sender_domain.pk)
+    assert checked.verified_at is None and expected in checked.last_error
+    assert _send(sub).reject_reason == "unsigned"
+
+
+def test_the_right_token_verifies_and_mail_flows(dns_server):
+    sub = SubaccountFactory()
+    admin = _admin(sub)
+    sender_domain = domains.add_domain(actor=admin, account=sub, domain="shop.example")
+    dns_server.records = {sender_domain.record_name: ["v=spf1 -all", sender_domain.record_value]}
+    assert domains.verify_domain(actor=admin, account=sub, domain_id=sender_domain.pk).verified_at is not None
+    assert _send(sub).status == "queued"
+    assert _send(sub, "alerts@eu.shop.example").status == "queued"  # subdomains too
+    assert _send(sub, "x@othershop.example").reject_reason == "unsigned"
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "http://shop.example", "me@shop.example", "no_tld", "-bad.example", "a" * 300]
+)
+def test_bad_domains_are_refused(bad):
+    sub = SubaccountFactory()
+    with pytest.raises(ValidationError):
+        domains.add_domain(actor=_admin(sub), account=sub, domain=bad)
+
+
+def test_a_master_shares_a_verified_domain_with_chosen_and_future_subaccounts(dns_server):
+    chosen, _ = subaccount_with_owner()
+    master = chosen.parent
+    other, _ = subaccount_with_owner(master)
+    admin = _admin(master)
+    sender_domain = domains.add_domain(actor=admin, account=master, domain="agency.example")
+    with pytest.raises(ValidationError):  # not verified yet
+        domains.share_domain(actor=admin, master=master, domain_id=sender_domain.pk, subaccount_ids=[chosen.pk],
+                             all_subaccounts=False)  # fmt: skip
+    dns_server.records = {sender_domain.record_name: [sender_domain.record_value]}
+    domains.verify_domain(actor=admin, account=master, domain_id=sender_domain.pk)
+    foreign = SubaccountFactory()
+    domains.share_domain(actor=admin, master=master, domain_id=sender_domain.pk, subaccount_ids=[chosen.pk, foreign.pk],
+                         all_subaccounts=False)  # fmt: skip
+    assert _send(chosen, "news@agency.example").status == "queued"
+    assert _send(other, "news@agency.example").reject_reason == "unsigned"
+    assert list(sender_domain.shared_with.all()) == [chosen]  # the foreign one was ignored
+    domains.share_domain(
+        actor=admin, master=master, domain_id=sender_domain.pk, subaccount_ids=[], all_subaccounts=True
+    )
+    future, _ = subaccount_with_owner(master)
+    assert _send(future, "news@agency.example").status == "queued"
+    assert _send(foreign, "news@agency.example").reject_reason == "unsigned"
+
+
+def test_the_domains_page_and_tenant_isolation(client, dns_server):
+    sub, owner = subaccount_with_owner()
+    client.force_login(owner)
+    page = client.post(
+        reverse("mailing:domain_list"), {"domain": "shop.example"}, follow=True
+    ).content.decode()
+    assert "_reseller-verify.shop.example" in page and "reseller-verify=" in page
+    sender_domain = SenderDomain.objects.get(account=sub)
+    dns_server.records = {sender_domain.record_name: [sender_domain.record_value]}
+    row = client.post(
+        reverse("mailing:domain_verify", args=[sender_domain.pk]), HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "Verified" in row and row.lstrip().startswith("<tr")
+    theirs = SenderDomain.objects.create(account=SubaccountFactory(), domain="theirs.example", token="t")
+    assert client.post(reverse("mailing:domain_verify", args=[theirs.pk])).status_code == 404
+    assert client.post(reverse("mailing:domain_remove", args=[theirs.pk])).status_code == 404
+    assert (
+        client.post(reverse("mailing:domain_share", args=[sender_domain.pk])).status_code == 404
+    )  # not a master
