@@ -1,6 +1,7 @@
 """Pages of the accounts app. Thin: parse, call one service or selector, render. Another tenant's
 object is a 404; a refusal is a message beside what the user was doing."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
@@ -296,7 +297,13 @@ def dashboard(request):
     if request.account.is_master:
         return redirect("accounts:subaccount_list")
     account = selectors.with_usage(Account.objects.filter(pk=request.account.pk)).get()
-    context = {"account": account, "daily": selectors.daily_sent(account), "nav": "dashboard"}
+    context = {
+        "account": account,
+        "daily": selectors.daily_sent(account),
+        "smtp_host": settings.SMTP_PUBLIC_HOST or request.get_host().split(":")[0],
+        "smtp_port": settings.SMTP_PORT,
+        "nav": "dashboard",
+    }
     return render(request, "accounts/dashboard.html", context)
 
 
