@@ -17,6 +17,8 @@ from accounts.models import Account
 from . import domains, keys, selectors
 from .models import ApiKey, ArchivedMessage, Message, SenderDomain
 
+NEW_KEY_SESSION = "mailing_new_api_key"
+
 
 @account_required
 def api_keys(request):
@@ -34,6 +36,11 @@ def api_keys(request):
             flash.error(request, exc.message)
         else:
             flash.success(request, f"Key “{api_key.label}” created. Copy it now: it will not be shown again.")
+            # Post/redirect/get: a reload must not make a second key. The secret rides in the session
+            # for exactly one page view, then is gone.
+            request.session[NEW_KEY_SESSION] = new_secret
+            return redirect("mailing:api_keys")
+    new_secret = request.session.pop(NEW_KEY_SESSION, None)
     context = {
         "smtp": {
             "host": settings.SMTP_PUBLIC_HOST or request.get_host().split(":")[0],

@@ -109,7 +109,7 @@ def test_the_archive_is_purged_after_the_retention_period(settings):
 def test_api_keys_page_shows_a_new_key_once_and_revokes(client):
     sub, owner = subaccount_with_owner()
     client.force_login(owner)
-    created = client.post(reverse("mailing:api_keys"), {"label": "Shop"}).content.decode()
+    created = client.post(reverse("mailing:api_keys"), {"label": "Shop"}, follow=True).content.decode()
     assert "md-" in created and "Copy it now" in created
     key = ApiKey.objects.get(account=sub)
     assert key.key_hash not in created
