@@ -1,6 +1,7 @@
 import csv
 import io
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -95,7 +96,7 @@ def test_overview_billing_csv_domains_and_api_keys(page, live_server, agency, sh
     shot(page, "billing")
     with page.expect_download() as download:
         page.get_by_role("button", name=f"Download CSV for {datetime.now(tz=timezone.UTC):%B %Y}").click()
-    rows = list(csv.reader(io.StringIO(open(download.value.path()).read())))
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
     assert rows[0] == ["month", "subaccount_id", "name", "state", "emails_sent"]
     assert rows[1][1:] == ["acme-shop", "Acme Shop", "active", "870"]
     page.get_by_role("link", name="Domains", exact=True).click()
