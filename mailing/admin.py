@@ -1,0 +1,46 @@
+from django.contrib import admin
+
+from accounts.admin import ReadOnlyAdmin
+
+from .models import ApiKey, ArchivedMessage, Message, SenderDomain
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["label", "prefix", "account", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["label", "prefix", "account__name", "account__public_id"]
+    list_select_related = ["account"]
+    fields = ["account", "label", "prefix", "created_at", "last_used_at", "revoked_at"]  # never the hash
+    readonly_fields = ["account", "prefix", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a key's secret must be shown to its owner once: make keys from the dashboard
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "account", "to_email", "subject", "status", "reject_reason", "attempts"]
+    list_filter = ["status", "reject_reason"]
+    search_fields = ["public_id", "to_email", "from_email", "subject", "account__public_id"]
+    list_select_related = ["account"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # no COUNT(*) over millions of rows
+
+
+@admin.register(ArchivedMessage)
+class ArchivedMessageAdmin(ReadOnlyAdmin):
+    list_display = ["sent_at", "account", "to_email", "subject"]
+    search_fields = ["to_email", "from_email", "subject"]
+    list_select_related = ["account"]
+    show_full_result_count = False
+
+
+@admin.register(SenderDomain)
+class SenderDomainAdmin(admin.ModelAdmin):
+    list_display = ["domain", "account", "verified_at", "share_with_all_subaccounts", "last_checked_at"]
+    list_filter = ["verified_at", "share_with_all_subaccounts"]
+    search_fields = ["domain", "account__name"]
+    list_select_related = ["account"]
+    readonly_fields = ["token", "created_at", "last_checked_at", "last_error"]
+    filter_horizontal = ["shared_with"]
