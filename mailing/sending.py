@@ -215,12 +215,8 @@ def outgoing_from_email(
 def accept_smtp_message(
     *, account: Account, message: EmailMessage, envelope_from: str, recipients: list[str], tags, metadata
 ) -> list[RecipientResult]:
-    """SMTP's way in: an over-quota call raises QuotaExceeded so the server can refuse at DATA time."""
+    """SMTP's way in: the parsed message, recipients from the envelope."""
     outgoing = outgoing_from_email(
         message, envelope_from=envelope_from, recipients=recipients, tags=tags, metadata=metadata
     )
-    results = accept_messages(account=account, message=outgoing)
-    rejected = [r for r in results if r.status == "rejected"]
-    if rejected and len(rejected) + sum(r.status == "invalid" for r in results) == len(results):
-        raise QuotaExceeded(f"{account.name} is over its limit.", reason=rejected[0].reject_reason)
-    return results
+    return accept_messages(account=account, message=outgoing)

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from accounts import ratelimit
-from accounts.errors import DomainError, QuotaExceeded
+from accounts.errors import DomainError
 from accounts.models import Account
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,21 @@ def strip_mc_headers(message: EmailMessage) -> None:
         del message[name]
 
 
+REFUSALS = {
+    "hourly-quota-exhausted": "550 5.7.1 Rejected, not queued: hourly-quota-exhausted ({name} has used its hourly limit)",
+    "monthly-limit-reached": "550 5.7.1 Rejected, not queued: monthly-limit-reached ({name} has used its monthly limit)",
+    "unsigned": "550 5.7.1 Rejected: unsigned (the From domain of {sender} is not a verified sending domain)",
+}
+
+
+def refusal_for(results, *, account: Account, sender: str) -> str:
+    """One SMTP reply for a message no recipient of which was accepted (the reasons are Mandrill's)."""
+    reasons = [result.reject_reason for result in results if result.reject_reason]
+    if reasons and reasons[0] in REFUSALS:
+        return REFUSALS[reasons[0]].format(name=account.name, sender=sender)
+    return "550 5.1.3 No valid recipient address"
+
+
 def submit(sender: Sender, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
     """Parse once, hand to the accept path, and say how it went in one SMTP reply."""
     from .sending import accept_smtp_message
@@ -126,15 +141,12 @@ def submit(sender: Sender, mail_from: str, rcpt_tos: list[str], data: bytes) -> 
             tags=options["tags"],
             metadata=options["metadata"],
         )
-    except QuotaExceeded as exc:
-        raise Refusal(f"550 5.7.1 Rejected, not queued: {exc.reason} ({exc.message})") from None
     except DomainError as exc:
         code = "554 5.7.1" if account.status == Account.Status.CLOSED else "550 5.7.1"
         raise Refusal(f"{code} {exc.message}") from None
     accepted = [result for result in results if result.status in ("queued", "sent")]
     if not accepted:
-        reasons = sorted({result.reject_reason or result.status for result in results})
-        raise Refusal(f"550 5.1.1 No recipient accepted: {', '.join(reasons)}")
+        raise Refusal(refusal_for(results, account=account, sender=message.get("From", mail_from)))
     ids = ",".join(result.id for result in accepted if result.id)
     return f"250 2.0.0 Ok: queued as {ids}"[:500]
 

@@ -206,3 +206,18 @@ def test_auth_only_after_starttls_when_a_certificate_is_configured(tls_server, a
         client.login("shop", accounts["sub_key"])
         client.send_message(_email())
     assert Message.objects.count() == 1
+
+
+@pytest.mark.verified_domains_only
+def test_an_unverified_from_domain_is_refused_unsigned(server, accounts):
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        _send(server, "shop", accounts["sub_key"], _email())
+    assert refused.value.smtp_code == 550 and b"unsigned" in refused.value.smtp_error
+    assert b"orders@shop.test" in refused.value.smtp_error
+    assert not Message.objects.exists()
+
+
+def test_an_invalid_recipient_only_is_refused(server, accounts):
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        _send(server, "shop", accounts["sub_key"], _email(), rcpt=["not-an-address"])
+    assert refused.value.smtp_code == 550 and b"No valid recipient" in refused.value.smtp_error
