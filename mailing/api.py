@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.db.models import Min, Q, Sum
 from django.http import JsonResponse
@@ -35,8 +36,6 @@ from .selectors import has_tag
 from .sending import OutgoingMessage, Recipient, accept_messages
 
 logger = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 class ApiError(Exception):
@@ -590,8 +589,13 @@ def authenticate(request, key: Any) -> tuple[Account, str]:
 
 
 def _parse_body(request) -> dict[str, Any]:
-    if len(request.body) > MAX_BODY_BYTES:
-        raise invalid(f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB")
+    limit = settings.API_MAX_BODY_BYTES
+    try:
+        too_big = int(request.META.get("CONTENT_LENGTH") or 0) > limit or len(request.body) > limit
+    except RequestDataTooBig:
+        too_big = True
+    if too_big:
+        raise invalid(f"The request body is larger than {limit // (1024 * 1024)} MB")
     try:
         body = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):

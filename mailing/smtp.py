@@ -224,8 +224,10 @@ class SubmissionHandler:
 class SubmissionSMTP(SMTP):
     """One connection. Refuses a client address that already holds too many connections."""
 
-    connections: Counter = Counter()
-    lock = threading.Lock()
+    def __init__(self, handler, *, connections: Counter, lock: threading.Lock, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.connections, self.lock = connections, lock
+        self._counted_ip = None
 
     def connection_made(self, transport):
         ip = (transport.get_extra_info("peername") or ("unknown",))[0]
@@ -246,8 +248,15 @@ class SubmissionSMTP(SMTP):
 
 
 class SubmissionController(Controller):
+    """One server: its connection counts are its own (per process; a load balancer limits globally)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.connections: Counter = Counter()
+        self.lock = threading.Lock()
+
     def factory(self):
-        return SubmissionSMTP(self.handler, **self.SMTP_kwargs)
+        return SubmissionSMTP(self.handler, connections=self.connections, lock=self.lock, **self.SMTP_kwargs)
 
 
 def build_controller(*, hostname: str, port: int, tls_context=None, require_tls_for_auth: bool) -> Controller:

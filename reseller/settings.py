@@ -158,6 +158,9 @@ SUBACCOUNT_DEFAULT_MONTHLY_LIMIT = env.int("SUBACCOUNT_DEFAULT_MONTHLY_LIMIT", d
 API_CALLS_PER_MINUTE = env.int("API_CALLS_PER_MINUTE", default=600)
 API_FAILED_KEYS_PER_MINUTE = env.int("API_FAILED_KEYS_PER_MINUTE", default=20)
 API_MAX_RECIPIENTS = env.int("API_MAX_RECIPIENTS", default=1000)
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)
+# API bodies carry attachments: let Django read up to the API's own limit, which answers in Mandrill's shape.
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Reseller Dashboard <no-reply@reseller.test>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

@@ -306,3 +306,16 @@ def test_random_json_only_ever_gets_documented_answers(client, subaccount_key, m
                 "Unknown_Subaccount",
                 "PermissionDenied",
             }
+
+
+def test_an_oversized_body_gets_a_mandrill_error(client, subaccount_key, settings):
+    _, key = subaccount_key
+    settings.API_MAX_BODY_BYTES = 1024
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = {
+        "key": key,
+        "message": {"from_email": "a@x.test", "to": [{"email": "b@x.test"}], "text": "x" * 5000},
+    }
+    assert (
+        "larger than" in assert_error(call(client, "messages/send.json", body), "ValidationError")["message"]
+    )

@@ -221,3 +221,12 @@ def test_an_invalid_recipient_only_is_refused(server, accounts):
     with pytest.raises(smtplib.SMTPDataError) as refused:
         _send(server, "shop", accounts["sub_key"], _email(), rcpt=["not-an-address"])
     assert refused.value.smtp_code == 550 and b"No valid recipient" in refused.value.smtp_error
+
+
+def test_connections_per_ip_are_limited(server, accounts, settings):
+    settings.SMTP_MAX_CONNECTIONS_PER_IP = 1
+    with smtplib.SMTP("127.0.0.1", server, timeout=10) as first:
+        first.ehlo()
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            smtplib.SMTP("127.0.0.1", server, timeout=10)
+        assert refused.value.smtp_code == 421
