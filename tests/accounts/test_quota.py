@@ -5,16 +5,17 @@ from datetime import datetime, timedelta
 from unittest import mock
 
 import pytest
+from django.core import mail
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.errors import QuotaExceeded
-from accounts.models import Usage
+from accounts.models import LimitAlert, Membership, Usage
 from accounts.quota import reserve_quota
 from mailing.models import Message
 from mailing.sending import OutgoingMessage, Recipient, accept_messages
 from tests.conftest import requires_postgres
-from tests.factories import SubaccountFactory
+from tests.factories import MembershipFactory, SubaccountFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +125,7 @@ def _race(sub, *, threads: int, batch: int, now=None) -> tuple[int, int]:
 def test_sixteen_concurrent_senders_never_pass_the_limit(batch):
     # given a subaccount with 100 emails left this month
     sub = SubaccountFactory(monthly_limit=150)
+    MembershipFactory(account=sub.parent, role=Membership.Role.ADMIN)  # someone to alert
     _reserve(sub, 50)
     # when 16 threads send at once
     with mock.patch("mailing.sending.enqueue_delivery"):
@@ -133,6 +135,13 @@ def test_sixteen_concurrent_senders_never_pass_the_limit(batch):
     assert rejected > 0
     assert _usage(sub, Usage.Window.MONTH) == 50 + accepted
     assert Message.objects.filter(account=sub).count() == accepted
+    # and however the senders raced, each threshold crossed was recorded, and announced, once
+    crossed = {t for t in (80, 95, 100) if (50 + accepted) * 100 >= t * 150}
+    assert sorted(LimitAlert.objects.filter(account=sub).values_list("threshold", flat=True)) == sorted(
+        crossed
+    )
+    alert_mails = [m for m in mail.outbox if "monthly email limit" in m.subject]
+    assert 1 <= len(alert_mails) <= len(crossed)
 
 
 @requires_postgres()
