@@ -20,6 +20,14 @@ def crossed_thresholds(account: Account, used: int) -> list[int]:
     return [t for t in thresholds if used * 100 >= t * account.monthly_limit]
 
 
+def crossed_now(account: Account, *, before: int, after: int) -> bool:
+    """Whether going from `before` to `after` sends this month passed one of the account's thresholds."""
+    if not account.is_subaccount or after <= before:
+        return False
+    thresholds = {*thresholds_for(account), 100}
+    return any(before * 100 < t * account.monthly_limit <= after * 100 for t in thresholds)
+
+
 def check_limit_alerts(*, account: Account, now: datetime | None = None) -> list[LimitAlert]:
     """Record and announce the thresholds this subaccount has crossed this month and not yet announced."""
     if not account.is_subaccount:

@@ -1,7 +1,8 @@
 """The quota meter: an account's allowance per calendar month and per hour (UTC), counted in Usage.
 
 Reservation is one conditional UPDATE per window, `sent = sent + n WHERE sent <= limit - n`, hourly then
-monthly, in the caller's transaction. PostgreSQL re-checks the condition on the row it locks, so
+monthly, in the caller's transaction (raw SQL for its RETURNING: the month's new count tells the accept
+path whether an alert threshold was crossed without another query). PostgreSQL re-checks the condition on the row it locks, so
 concurrent senders can never push a window past its limit: no read-then-write, no Python lock.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -28,44 +29,64 @@ def _windows(account: Account, now: datetime) -> list[tuple[str, datetime, int |
     ]
 
 
-def reserve_quota(*, account: Account, n: int, now: datetime | None = None) -> None:
-    """Count `n` sends for `account` if they fit in this hour's and this month's allowance, else count
-    nothing and raise QuotaExceeded (reason: Mandrill's words). The limits are read from `account`, so
-    pass a fresh row: a lowered limit applies to the next send. A subaccount's usage is billed to its
-    master (Usage.billed_to)."""
-    if n <= 0:
-        return
-    now = now or timezone.now()
-    windows = _windows(account, now)
-    label = str(account)
-    # The window rows exist after this; racing creators do not fail.
+BUMP_SQL = """
+UPDATE accounts_usage SET sent = sent + %(n)s
+WHERE account_id = %(account)s AND billed_to_id = %(billed_to)s AND "window" = %(window)s AND start = %(start)s
+  AND (CAST(%(limit)s AS INTEGER) IS NULL OR sent <= CAST(%(limit)s AS INTEGER) - %(n)s)
+RETURNING sent"""
+
+
+def _bump(account: Account, window: str, start: datetime, limit: int | None, n: int) -> int | None:
+    """Add n to one window if it stays within limit; the window's new count, or None if it would not fit
+    (or the row does not exist yet). One statement: the row lock makes concurrent bumps queue up."""
+    start_value = Usage._meta.get_field("start").get_db_prep_value(start, connection)  # as the ORM stores it
+    params = {"n": n, "account": account.pk, "billed_to": account.billing_account_id, "window": window,
+              "start": start_value, "limit": limit}  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(BUMP_SQL, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _ensure_window(account: Account, window: str, start: datetime) -> None:
+    # Racing creators do not fail: the loser's insert does nothing.
     Usage.objects.bulk_create(
         [
             Usage(
                 account=account,
                 billed_to_id=account.billing_account_id,
-                account_label=label,
-                window=w,
-                start=s,
+                account_label=str(account),
+                window=window,
+                start=start,
             )
-            for w, s, _, _ in windows
         ],
         ignore_conflicts=True,
     )
-    with transaction.atomic():  # a savepoint: the hourly count is undone when the month refuses
-        for window, start, limit, reason in windows:
-            counter = Usage.objects.filter(
-                account=account, billed_to_id=account.billing_account_id, window=window, start=start
+
+
+def reserve_quota(*, account: Account, n: int, now: datetime | None = None) -> int:
+    """Count `n` sends for `account` if they fit in this hour's and this month's allowance, and return
+    the month's new count. Otherwise raise QuotaExceeded (reason: Mandrill's words); the caller's
+    transaction must then roll back, which undoes an hourly count made before the month refused (the
+    accept path's does). The limits are read from `account`, so pass a fresh row: a lowered limit
+    applies to the next send. A subaccount's usage is billed to its master (Usage.billed_to).
+
+    The common case is two UPDATEs; a window's row is created only on its first send."""
+    now = now or timezone.now()
+    month_count = 0
+    for window, start, limit, reason in _windows(account, now):
+        count = _bump(account, window, start, limit, n) if n > 0 else 0
+        if count is None:
+            _ensure_window(account, window, start)
+            count = _bump(account, window, start, limit, n)
+        if count is None:
+            what = "hourly" if window == Usage.Window.HOUR else "monthly"
+            raise QuotaExceeded(
+                f"{account.name} has reached its {what} limit of {limit} emails; these {n} would go over it.",
+                reason=reason,
             )
-            if limit is not None:
-                counter = counter.filter(sent__lte=limit - n)
-            if counter.update(sent=F("sent") + n) != 1:
-                what = "hourly" if window == Usage.Window.HOUR else "monthly"
-                raise QuotaExceeded(
-                    f"{account.name} has reached its {what} limit of {limit} emails; "
-                    f"these {n} would go over it.",
-                    reason=reason,
-                )
+        month_count = count
+    return month_count
 
 
 def count_outcome(*, account: Account, outcome: str, n: int, now: datetime | None = None) -> None:

@@ -128,7 +128,7 @@ def _store(*, account: Account, message: OutgoingMessage, recipients: list[Recip
     account = Account.objects.select_related("parent").get(pk=account.pk)
     if account.status == Account.Status.CLOSED:
         raise InvalidTransition(f"{account.name} is closed and cannot send.")
-    reserve_quota(account=account, n=len(recipients), now=now)
+    used = reserve_quota(account=account, n=len(recipients), now=now)
     held = account.status == Account.Status.PAUSED
     now = now or timezone.now()
     rows = Message.objects.bulk_create(
@@ -158,7 +158,8 @@ def _store(*, account: Account, message: OutgoingMessage, recipients: list[Recip
     if not held:
         ids = [row.pk for row in rows]
         transaction.on_commit(lambda: enqueue_delivery(ids))
-    transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
+    if alerts.crossed_now(account, before=used - len(recipients), after=used):
+        transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
     return rows
 
 

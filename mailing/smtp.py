@@ -9,6 +9,7 @@ The answer is given before the transaction ends: nothing is answered 250 unless 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -53,13 +54,13 @@ class Refusal(Exception):
 
 
 def _run_in_django(fn, *args):
-    """ORM work happens in plain threads (Django refuses it inside the server's event loop). Each
-    piece of work gives its connection back, like a request does (to the pool, in production)."""
+    """ORM work happens in plain threads (Django refuses it inside the server's event loop). Like a
+    request, each piece of work starts and ends with close_old_connections (CONN_MAX_AGE applies)."""
     close_old_connections()
     try:
         return fn(*args)
     finally:
-        connection.close()
+        close_old_connections()
 
 
 def check_credentials(username: str, password: str) -> Sender | None:
@@ -250,10 +251,26 @@ class SubmissionSMTP(SMTP):
 class SubmissionController(Controller):
     """One server: its connection counts are its own (per process; a load balancer limits globally)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, executor: ThreadPoolExecutor, **kwargs):
         super().__init__(*args, **kwargs)
+        self.executor = executor
         self.connections: Counter = Counter()
         self.lock = threading.Lock()
+
+    def stop(self, *args, **kwargs):
+        super().stop(*args, **kwargs)
+        # Every worker thread closes its database connection: the barrier makes each take one task.
+        workers = self.executor._max_workers
+        barrier = threading.Barrier(workers)
+
+        def close_connection():
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=5)
+            connection.close()
+
+        for _ in range(workers):
+            self.executor.submit(close_connection)
+        self.executor.shutdown(wait=True)
 
     def factory(self):
         return SubmissionSMTP(self.handler, connections=self.connections, lock=self.lock, **self.SMTP_kwargs)
@@ -266,6 +283,7 @@ def build_controller(*, hostname: str, port: int, tls_context=None, require_tls_
         warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning, "aiosmtpd")
     return SubmissionController(
         SubmissionHandler(executor),
+        executor=executor,
         hostname=hostname,
         port=port,
         authenticator=Authenticator(executor),

@@ -1,0 +1,217 @@
+"""The accept path in-process against its raw-SQL floor, and one worker's delivery rate.
+
+(1) `mailing.sending.accept_messages` (quota reservation, one Message per recipient, the alert check after
+commit; the enqueue is patched out so the broker is not measured), single recipients and batches of 100,
+1 and 8 threads, on one hot subaccount and spread over 1,000. (2) The same statements as raw SQL
+(usage upserts, two conditional UPDATEs, one multi-row INSERT) in one transaction per call: the floor.
+(3) `mailing.delivery.deliver` in batches of 50 to a local aiosmtpd sink: one worker process's rate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from unittest import mock
+
+from bench import common
+
+SCENARIOS = [  # (recipients per call, threads, calls per thread, spread over 1,000 subaccounts)
+    (1, 1, 1500, False),
+    (1, 8, 300, False),
+    (1, 8, 300, True),
+    (100, 1, 40, False),
+    (100, 8, 15, False),
+    (100, 8, 15, True),
+]
+
+
+def _accounts():
+    from accounts.models import Account
+
+    master, _ = common.make_master("Accept Agency", "accept-agency")
+    subs = Account.objects.bulk_create(
+        Account(
+            kind=Account.Kind.SUBACCOUNT,
+            parent=master,
+            public_id=f"sender-{i:04d}",
+            name=f"Sender {i:04d}",
+            contact_email=f"sender{i}@bench.test",
+            monthly_limit=2_000_000_000,
+        )
+        for i in range(1000)
+    )
+    return subs
+
+
+def _message(n: int):
+    from mailing.sending import OutgoingMessage, Recipient
+
+    return OutgoingMessage(
+        from_email="news@sender.example", subject="Your receipt", text="Thanks for your order.",
+        html="<p>Thanks for your order.</p>", tags=["receipt"],
+        recipients=[Recipient(email=f"customer{i}@example.test") for i in range(n)],
+    )  # fmt: skip
+
+
+def _run_threads(threads: int, work) -> float:
+    from django.db import connection
+
+    barrier = threading.Barrier(threads + 1)
+
+    def runner(index: int):
+        try:
+            barrier.wait()
+            work(index)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=runner, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - started
+
+
+def accept_rate(subs, recipients: int, threads: int, calls: int, spread: bool) -> float:
+    from mailing.sending import accept_messages
+
+    message = _message(recipients)
+
+    def work(index: int):
+        for call in range(calls):
+            account = subs[(index * calls + call) % len(subs)] if spread else subs[0]
+            results = accept_messages(account=account, message=message)
+            assert results[0].status == "queued", results[0]
+
+    seconds = _run_threads(threads, work)
+    return threads * calls * recipients / seconds
+
+
+RAW_USAGE = """
+INSERT INTO accounts_usage (account_id, billed_to_id, account_label, "window", start, sent, rejected, failed)
+VALUES (%(a)s, %(b)s, 'bench', 'hour', %(hour)s, 0, 0, 0), (%(a)s, %(b)s, 'bench', 'month', %(month)s, 0, 0, 0)
+ON CONFLICT DO NOTHING"""
+RAW_RESERVE = """
+UPDATE accounts_usage SET sent = sent + %(n)s WHERE account_id = %(a)s AND billed_to_id = %(b)s
+AND "window" = %(window)s AND start = %(start)s AND sent <= %(limit)s - %(n)s"""
+MESSAGE_COLUMNS = (
+    "account_id, public_id, from_email, from_name, to_email, to_name, to_type, subject, text, html, headers, "
+    "attachments, tags, metadata, status, reject_reason, queued_reason, archive, attempts, created_at, "
+    "next_attempt_at, last_error"
+)
+MESSAGE_ROW = (
+    "(%s, %s, 'news@sender.example', '', %s, '', 'to', 'Your receipt', 'Thanks for your order.', "
+    "'<p>Thanks for your order.</p>', '{}', '[]', '[\"receipt\"]', '{}', 'queued', '', '', false, 0, now(), now(), '')"
+)
+
+
+def raw_rate(subs, recipients: int, threads: int, calls: int, spread: bool) -> float:
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from accounts.selectors import hour_start, month_start
+
+    def work(index: int):
+        with connection.cursor() as cursor:
+            for call in range(calls):
+                account = subs[(index * calls + call) % len(subs)] if spread else subs[0]
+                now = timezone.now()
+                params = {
+                    "a": account.pk,
+                    "b": account.parent_id,
+                    "hour": hour_start(now),
+                    "month": month_start(now),
+                }
+                with transaction.atomic():
+                    cursor.execute(RAW_USAGE, params)
+                    for window, start in (("hour", params["hour"]), ("month", params["month"])):
+                        cursor.execute(RAW_RESERVE, {**params, "n": recipients, "window": window, "start": start,
+                                                     "limit": 2_000_000_000})  # fmt: skip
+                        assert cursor.rowcount == 1
+                    rows, values = [], []
+                    for i in range(recipients):
+                        rows.append(MESSAGE_ROW)
+                        values += [account.pk, uuid.uuid4().hex, f"customer{i}@example.test"]
+                    cursor.execute(
+                        f"INSERT INTO mailing_message ({MESSAGE_COLUMNS}) VALUES {', '.join(rows)}", values
+                    )
+
+    seconds = _run_threads(threads, work)
+    return threads * calls * recipients / seconds
+
+
+def delivery_rate(subs, count: int = 5000) -> float:
+    from aiosmtpd.controller import Controller
+    from django.conf import settings
+
+    from bench.smtp import free_port
+    from mailing import delivery
+    from mailing.models import Message
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+
+    port = free_port()
+    sink = Controller(Sink(), hostname="127.0.0.1", port=port)
+    sink.start()
+    previous = settings.MAILERS
+    settings.MAILERS = {**previous, "delivery": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                                                 "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 10}}}  # fmt: skip
+    try:
+        Message.objects.all().delete()
+        Message.objects.bulk_create(
+            Message(
+                account=subs[i % 10],
+                from_email="news@sender.example",
+                to_email=f"c{i}@example.test",
+                subject="Your receipt",
+                text="Thanks.",
+                html="<p>Thanks.</p>",
+            )
+            for i in range(count)
+        )
+        ids = list(Message.objects.values_list("pk", flat=True))
+        started = time.perf_counter()
+        for start in range(0, len(ids), 50):
+            report = delivery.deliver(ids[start : start + 50])
+            assert report.sent == len(ids[start : start + 50]), report
+        return count / (time.perf_counter() - started)
+    finally:
+        settings.MAILERS = previous
+        sink.stop()
+
+
+def main() -> None:
+    from django.conf import settings
+
+    common.progress("accept: resetting the database")
+    common.reset_database()
+    settings.REQUIRE_VERIFIED_SENDING_DOMAIN = (
+        False  # the domain check is one indexed query; measured in the API run
+    )
+    subs = _accounts()
+    common.analyze()
+    rows = []
+    with mock.patch("mailing.sending.enqueue_delivery"):
+        for recipients, threads, calls, spread in SCENARIOS:
+            accepted = accept_rate(subs, recipients, threads, calls, spread)
+            floor = raw_rate(subs, recipients, threads, calls, spread)
+            where = "1,000 subaccounts" if spread else "one subaccount"
+            rows.append(
+                [recipients, threads, where, f"{accepted:,.0f}", f"{floor:,.0f}", f"{accepted / floor:.2f}"]
+            )
+            common.progress(
+                f"accept: {recipients} rcpt x {threads} threads on {where}: {accepted:,.0f}/s vs raw {floor:,.0f}/s"
+            )
+    rate = delivery_rate(subs)
+    print("## Accept path and delivery (`bench/accept.py`)\n")
+    print(__doc__.split("\n\n", 1)[1])
+    print(common.table(["recipients per call", "threads", "sending as", "accept path (messages/s)",
+                        "raw SQL floor (messages/s)", "ratio"], rows))  # fmt: skip
+    print(f"Delivery, one process, batches of 50 over one SMTP connection to a local aiosmtpd sink: "
+          f"**{rate:,.0f} messages/s**.\n")  # fmt: skip

@@ -1,0 +1,114 @@
+"""Shared set-up: Django against the benchmark database, a clean schema, timing helpers."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reseller.settings")
+os.environ.pop("DJANGO_ENV", None)
+os.environ.setdefault("DEBUG", "false")  # production-like rendering; query capture still works
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("API_CALLS_PER_MINUTE", "100000000")
+
+_ready = False
+
+
+def setup() -> None:
+    global _ready
+    if not _ready:
+        import django
+
+        django.setup()
+        _ready = True
+
+
+def progress(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def memory_gib() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            return int(f.readline().split()[1]) / 1024 / 1024
+    except OSError:
+        return 0.0
+
+
+def server_version() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        return cursor.fetchone()[0]
+
+
+def reset_database() -> None:
+    """Drop every table and migrate from scratch; empty the benchmark's Redis db."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    call_command("migrate", verbosity=0, interactive=False)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    purge_redis()
+
+
+def purge_redis() -> None:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        import redis
+
+        redis.Redis.from_url(url).flushdb()
+
+
+def analyze() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def make_master(name: str = "Bench Agency", public_id: str = "bench-agency"):
+    """A master account and its owner (a real, usable password)."""
+    from accounts.models import Account, Membership, User
+
+    master = Account.objects.create(
+        kind=Account.Kind.MASTER,
+        name=name,
+        public_id=public_id,
+        contact_email=f"{public_id}@bench.test",
+        monthly_limit=2_000_000_000,
+        alert_thresholds=[80, 95],
+    )
+    owner = User.objects.create_user(f"owner-{public_id}@bench.test", "bench-password-123")
+    Membership.objects.create(user=owner, account=master, role=Membership.Role.OWNER)
+    return master, owner
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,99 @@
+"""SMTP submission: messages/s accepted with 8 concurrent smtplib clients on loopback (small messages,
+one recipient each), against `manage.py smtpd` running as its own process."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+from bench import common
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = 8
+MESSAGES_PER_CLIENT = 150
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def bench_account():
+    from accounts.models import Account
+    from mailing.keys import create_api_key
+
+    master, owner = common.make_master("SMTP Agency", "smtp-agency")
+    Account.objects.create(kind=Account.Kind.SUBACCOUNT, parent=master, public_id="smtp-shop",
+                                     name="SMTP Shop", contact_email="smtp@bench.test", monthly_limit=2_000_000_000)  # fmt: skip
+    _, secret = create_api_key(actor=owner, account=master, label="bench")
+    return master, secret
+
+
+def main() -> None:
+    common.progress("smtp: resetting the database")
+    common.reset_database()
+    master, secret = bench_account()
+    port = free_port()
+    env = {**os.environ, "REQUIRE_VERIFIED_SENDING_DOMAIN": "false", "SMTP_MAX_CONNECTIONS_PER_IP": "100",
+           "LOG_LEVEL": "WARNING"}  # fmt: skip
+    server = subprocess.Popen([sys.executable, "manage.py", "smtpd", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for_port(port)
+        counts, errors = [0] * CLIENTS, []
+
+        def client(index: int) -> None:
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+                    smtp.login(master.public_id, secret)
+                    for n in range(MESSAGES_PER_CLIENT):
+                        message = EmailMessage()
+                        message["From"] = "news@shop.example"
+                        message["To"] = f"customer{index}-{n}@example.test"
+                        message["Subject"] = "Your receipt"
+                        message["X-MC-Subaccount"] = "smtp-shop"
+                        message.set_content("Thanks for your order.")
+                        smtp.send_message(message)
+                        counts[index] += 1
+            except Exception as exc:  # reported below
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        common.purge_redis()
+    sent = sum(counts)
+    print("## SMTP submission (`bench/smtp.py`)\n")
+    print(
+        __doc__.split("\n", 1)[1].strip()
+        + " Each accepted message is stored and enqueued (Redis) before the 250.\n"
+    )
+    print(common.table(["clients", "messages", "seconds", "messages/s", "errors"],
+                       [[CLIENTS, sent, f"{seconds:.1f}", f"{sent / seconds:,.0f}", len(errors)]]))  # fmt: skip
+    if errors:
+        print("Errors: " + "; ".join(errors[:3]) + "\n")
