@@ -145,20 +145,22 @@ def raw_rate(subs, recipients: int, threads: int, calls: int, spread: bool) -> f
 
 
 def delivery_rate(subs, count: int = 5000) -> float:
-    from aiosmtpd.controller import Controller
+    import subprocess
+    import sys
+
     from django.conf import settings
 
-    from bench.smtp import free_port
+    from bench.smtp import free_port, wait_for_port
     from mailing import delivery
     from mailing.models import Message
 
-    class Sink:
-        async def handle_DATA(self, server, session, envelope):
-            return "250 OK"
-
-    port = free_port()
-    sink = Controller(Sink(), hostname="127.0.0.1", port=port)
-    sink.start()
+    port = free_port()  # the sink is its own process, as a relay would be
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port)
     previous = settings.MAILERS
     settings.MAILERS = {**previous, "delivery": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend",
                                                  "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 10}}}  # fmt: skip
@@ -183,7 +185,8 @@ def delivery_rate(subs, count: int = 5000) -> float:
         return count / (time.perf_counter() - started)
     finally:
         settings.MAILERS = previous
-        sink.stop()
+        sink.terminate()
+        sink.wait(timeout=10)
 
 
 def main() -> None:

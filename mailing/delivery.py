@@ -88,7 +88,6 @@ def deliver(message_ids: list[int], *, now: datetime | None = None) -> DeliveryR
     messages = claim(message_ids, now=now)
     if not messages:
         return report
-    archive = []
     connection = mailers["delivery"]
     try:
         connection.open()
@@ -96,6 +95,7 @@ def deliver(message_ids: list[int], *, now: datetime | None = None) -> DeliveryR
         for message in messages:
             _record_failure(message, exc, report)
         return report
+    sent: list[Message] = []
     try:
         for message in messages:
             try:
@@ -103,15 +103,17 @@ def deliver(message_ids: list[int], *, now: datetime | None = None) -> DeliveryR
             except Exception as exc:
                 _record_failure(message, exc, report)
                 continue
-            sent_at = timezone.now()
-            Message.objects.filter(pk=message.pk, claim=message.claim).update(
-                status=Message.Status.SENT, sent_at=sent_at, claim=None, last_error=""
-            )
-            report.sent += 1
-            if message.archive:
-                archive.append(_archived_copy(message, sent_at))
+            sent.append(message)
     finally:
         connection.close()
+        # One UPDATE for the batch. A crash before it leaves these claimed: the sweep sends them again
+        # (at-least-once, as with any crash between the relay's 250 and our write).
+        sent_at = timezone.now()
+        Message.objects.filter(pk__in=[m.pk for m in sent], claim__in={m.claim for m in sent}).update(
+            status=Message.Status.SENT, sent_at=sent_at, claim=None, last_error=""
+        )
+        report.sent += len(sent)
+        archive = [_archived_copy(message, sent_at) for message in sent if message.archive]
     if archive:
         ArchivedMessage.objects.bulk_create(archive, ignore_conflicts=True)
     return report
