@@ -29,12 +29,14 @@ class BillLine:
 
 @dataclass(frozen=True)
 class Bill:
+    """One month of the master's bill: the totals over every account, and one page of its lines."""
+
     month: date
     lines: list[BillLine]
-
-    @property
-    def total(self) -> int:
-        return sum(line.sent for line in self.lines)
+    total: int
+    accounts: int
+    page: int = 1
+    has_next: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,8 @@ def _state(row: dict, master: Account) -> str:
     return row["account__status"]
 
 
-def bill_for_month(master: Account, month: date) -> Bill:
-    """One line per account that sent on the master's bill that month (its own sending included)."""
-    rows = (
+def _bill_rows(master: Account, month: date):
+    return (
         Usage.objects.filter(billed_to=master, window=Usage.Window.MONTH, start=month_start(month))
         .values(
             "account_id",
@@ -94,31 +95,49 @@ def bill_for_month(master: Account, month: date) -> Bill:
             "account__parent_id",
             "sent",
         )
-        .order_by("-sent", "account_label")
+        .order_by("-sent", "account_label", "id")
     )
-    lines = [
-        BillLine(
-            account_id=row["account_id"],
-            public_id=row["account__public_id"] or "",
-            name=row["account__name"] or row["account_label"],
-            state=_state(row, master),
-            sent=row["sent"],
-        )
-        for row in rows
-    ]
-    return Bill(month=month, lines=lines)
 
 
-def bill_csv(bill: Bill) -> str:
-    """The month's bill as CSV, one row per account, for re-billing customers."""
+def _line(row: dict, master: Account) -> BillLine:
+    return BillLine(
+        account_id=row["account_id"],
+        public_id=row["account__public_id"] or "",
+        name=row["account__name"] or row["account_label"],
+        state=_state(row, master),
+        sent=row["sent"],
+    )
+
+
+def bill_for_month(master: Account, month: date, *, page: int = 1, per_page: int = 100) -> Bill:
+    """The month's totals (one aggregate) and one page of lines, biggest first (its own sending included):
+    a bill of 100,000 subaccounts costs the same to show as one of ten."""
+    rows = Usage.objects.filter(billed_to=master, window=Usage.Window.MONTH, start=month_start(month))
+    totals = rows.aggregate(total=Sum("sent"), accounts=Count("id"))
+    page = max(page, 1)
+    window = list(_bill_rows(master, month)[(page - 1) * per_page : page * per_page + 1])
+    return Bill(
+        month=month,
+        lines=[_line(row, master) for row in window[:per_page]],
+        total=totals["total"] or 0,
+        accounts=totals["accounts"],
+        page=page,
+        has_next=len(window) > per_page,
+    )
+
+
+def bill_csv(master: Account, month: date) -> str:
+    """The month's whole bill as CSV, one row per account, for re-billing customers."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["month", "subaccount_id", "name", "state", "emails_sent"])
-    for line in bill.lines:
-        writer.writerow(
-            [bill.month.strftime("%Y-%m"), line.public_id, _csv_safe(line.name), line.state, line.sent]
-        )
-    writer.writerow([bill.month.strftime("%Y-%m"), "", "Total", "", bill.total])
+    label = month.strftime("%Y-%m")
+    total = 0
+    for row in _bill_rows(master, month).iterator(chunk_size=5000):
+        line = _line(row, master)
+        total += line.sent
+        writer.writerow([label, line.public_id, _csv_safe(line.name), line.state, line.sent])
+    writer.writerow([label, "", "Total", "", total])
     return out.getvalue()
 
 

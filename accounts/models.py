@@ -156,6 +156,8 @@ class Account(models.Model):
         indexes = [
             models.Index(fields=["parent", "status", "name"], name="account_parent_status_name"),
             models.Index(fields=["parent", "created_at"], name="account_parent_created"),
+            # the subaccount list's default order, so a page is read from the index, not sorted
+            models.Index(fields=["parent", "name", "id"], name="account_parent_name"),
         ]
 
     def __str__(self) -> str:
@@ -302,7 +304,10 @@ class Usage(models.Model):
             ),
             models.CheckConstraint(condition=Q(window__in=["month", "hour"]), name="usage_window_valid"),
         ]
-        indexes = [models.Index(fields=["billed_to", "window", "start"], name="usage_billing")]
+        indexes = [
+            # the bill and the overview's "top senders": one month's rows of one master, biggest first
+            models.Index(fields=["billed_to", "window", "start", "-sent"], name="usage_billing_by_sent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account_label}: {self.sent} in {self.window} from {self.start:%Y-%m-%d %H:%M}"

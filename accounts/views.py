@@ -383,8 +383,12 @@ def overview(request):
 @master_required
 def billing_page(request):
     month = billing.parse_month(request.GET.get("month"))
+    try:
+        page = int(request.GET.get("page", 1))
+    except ValueError:
+        page = 1
     context = {
-        "bill": billing.bill_for_month(request.account, month),
+        "bill": billing.bill_for_month(request.account, month, page=page),
         "months": billing.months_billed(request.account),
         "nav": "billing",
     }
@@ -393,9 +397,9 @@ def billing_page(request):
 
 @master_required
 def billing_csv(request):
-    bill = billing.bill_for_month(request.account, billing.parse_month(request.GET.get("month")))
-    response = HttpResponse(billing.bill_csv(bill), content_type="text/csv; charset=utf-8")
-    filename = f"{request.account.public_id}-usage-{bill.month:%Y-%m}.csv"
+    month = billing.parse_month(request.GET.get("month"))
+    response = HttpResponse(billing.bill_csv(request.account, month), content_type="text/csv; charset=utf-8")
+    filename = f"{request.account.public_id}-usage-{month:%Y-%m}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

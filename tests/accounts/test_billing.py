@@ -78,7 +78,7 @@ def test_csv_has_one_row_per_account_and_a_total_and_defuses_formulas():
     master = MasterFactory()
     sub, _ = subaccount_with_owner(master, name="=HYPERLINK(evil)")
     _usage(sub, NOV, 12)
-    text = billing.bill_csv(billing.bill_for_month(master, date(2026, 11, 1)))
+    text = billing.bill_csv(master, date(2026, 11, 1))
     rows = [line.split(",") for line in text.strip().splitlines()]
     assert rows[0] == ["month", "subaccount_id", "name", "state", "emails_sent"]
     assert rows[1] == ["2026-11", sub.public_id, "'=HYPERLINK(evil)", "active", "12"]
@@ -91,3 +91,14 @@ def test_csv_has_one_row_per_account_and_a_total_and_defuses_formulas():
 def test_parse_month(value, expected):
     current = timezone.now().date().replace(day=1)
     assert billing.parse_month(value) == (expected or current)
+
+
+def test_a_big_bill_is_shown_a_page_at_a_time_with_the_whole_total():
+    master = MasterFactory()
+    for n in range(5):
+        _usage(subaccount_with_owner(master)[0], NOV, n + 1)
+    first = billing.bill_for_month(master, date(2026, 11, 1), per_page=2)
+    assert [line.sent for line in first.lines] == [5, 4] and first.has_next
+    assert (first.total, first.accounts) == (15, 5)
+    last = billing.bill_for_month(master, date(2026, 11, 1), page=3, per_page=2)
+    assert [line.sent for line in last.lines] == [1] and not last.has_next
