@@ -20,6 +20,33 @@ LIST_CASES = [
     ("sort `?sort=-usage`", "/subaccounts/?sort=-usage"),
 ]
 BIG_CASES = [("overview", "/overview/"), ("billing", "/billing/")]
+MESSAGE_CASES = [
+    ("messages (agency-wide)", "/messages/"),
+    ("messages, one recipient", "/messages/?recipient=r123456@"),
+]
+MESSAGES = 1_000_000
+
+
+def add_messages(master, count: int) -> None:
+    """`count` messages spread over the master's subaccounts and the last 30 days, generated in SQL."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id), max(id) FROM accounts_account WHERE parent_id = %s", [master.pk])
+        low, high = cursor.fetchone()
+        cursor.execute(
+            """
+            INSERT INTO mailing_message (account_id, public_id, from_email, from_name, to_email, to_name, to_type,
+              subject, text, html, headers, attachments, tags, metadata, status, reject_reason, queued_reason,
+              archive, attempts, created_at, next_attempt_at, last_error)
+            SELECT %s + (n %% (%s - %s + 1)), md5(n::text), 'news@shop.example', '', 'r' || n || '@example.test', '',
+              'to', 'Receipt ' || n, 'Thanks', '', '{}', '[]', '["receipt"]', '{}',
+              (ARRAY['sent','sent','sent','sent','queued','failed'])[1 + n %% 6], '', '', false, 1,
+              now() - (n || ' seconds')::interval * 2.5, now(), ''
+            FROM generate_series(1, %s) AS n
+            """,
+            [low, high, low, count],
+        )
 
 
 def grow(master, start: int, stop: int, rng: random.Random) -> None:
@@ -167,6 +194,28 @@ def main() -> None:
             if ms > SLOW_MS:
                 main_query = max(captured, key=lambda q: float(q["time"]))
                 slow.append((size, label, ms, main_query))
+
+    with common.Timer() as t:
+        add_messages(master, MESSAGES)
+        common.analyze()
+    common.progress(f"list_page: {MESSAGES:,} messages added in {t.seconds:.0f} s")
+    # a subaccount owner's own message list, at the same size
+    from accounts.models import Membership
+
+    sub_owner = (
+        Membership.objects.filter(account__parent=master, user__password__startswith="pbkdf2").first().user
+    )
+    sub_client = Client()
+    sub_client.force_login(sub_owner)
+    for label, url in [*MESSAGE_CASES, ("overview", "/overview/"), ("billing", "/billing/")]:
+        count, ms, captured = measure(client, url)
+        rows.append([f"{SIZES[-1]:,} + {MESSAGES:,} messages", label, count, f"{ms:.1f}"])
+        if ms > SLOW_MS:
+            slow.append((SIZES[-1], label, ms, max(captured, key=lambda q: float(q["time"]))))
+    count, ms, _ = measure(sub_client, "/messages/")
+    rows.append([f"{SIZES[-1]:,} + {MESSAGES:,} messages", "a subaccount's own messages", count, f"{ms:.1f}"])
+    count, ms, _ = measure(sub_client, "/dashboard/")
+    rows.append([f"{SIZES[-1]:,} + {MESSAGES:,} messages", "a subaccount's dashboard", count, f"{ms:.1f}"])
 
     print("## Master pages (`bench/list_page.py`)\n")
     print(
