@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_list_and_billing_indexes'),
-        ('mailing', '0002_sender_domains'),
+        ("accounts", "0003_list_and_billing_indexes"),
+        ("mailing", "0002_sender_domains"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['-created_at'], name='message_created'),
+            model_name="message",
+            index=models.Index(fields=["-created_at"], name="message_created"),
         ),
     ]
