@@ -9,7 +9,6 @@ Mandrill's names here, and only here. docs/api.md lists the calls.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from accounts.models import Account, Usage
 from accounts.permissions import ApiCaller
 from accounts.selectors import hour_start, month_start
 
+from .keys import hash_secret
 from .models import Message
 from .selectors import has_tag
 from .sending import OutgoingMessage, Recipient, accept_messages
@@ -556,7 +556,7 @@ def lookup_api_key(secret: str):
         return None
     return (
         ApiKey.objects.select_related("account", "account__parent")
-        .filter(key_hash=hashlib.sha256(secret.encode()).hexdigest(), revoked_at__isnull=True)
+        .filter(key_hash=hash_secret(secret), revoked_at__isnull=True)
         .first()
     )
 
