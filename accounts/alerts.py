@@ -10,9 +10,24 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from . import emails
-from .models import Account, LimitAlert, Usage
-from .quota import sent_this_month
-from .selectors import month_start, thresholds_for
+from .audit import record
+from .models import Account, LimitAlert, Membership, Usage, User
+from .permissions import require_role
+from .quota import month_start, sent_this_month
+from .validation import clean_thresholds
+
+DEFAULT_ALERT_THRESHOLDS = [80, 95]
+
+
+def thresholds_for(account: Account) -> list[int]:
+    """The thresholds that apply to an account: its own override, else its master's, else the default.
+    100 % is not listed: it always alerts."""
+    own = account.alert_thresholds
+    if own:
+        return own
+    if account.parent_id and account.parent.alert_thresholds:
+        return account.parent.alert_thresholds
+    return DEFAULT_ALERT_THRESHOLDS
 
 
 def crossed_thresholds(account: Account, used: int) -> list[int]:
@@ -72,3 +87,38 @@ def scan_limit_alerts(*, now: datetime | None = None) -> int:
                 check_limit_alerts(account=Account(pk=account_id, kind=Account.Kind.SUBACCOUNT), now=now)
             )
     return made
+
+
+@transaction.atomic(durable=True)
+def set_alert_thresholds(
+    *,
+    actor: User,
+    master: Account,
+    thresholds,
+    subaccount_id: int | None = None,
+    real_actor: User | None = None,
+) -> Account:
+    """Set the master's default near-limit alert thresholds or, with `subaccount_id`, one subaccount's
+    override (empty thresholds on a subaccount: back to the master's). 100 % always alerts too.
+    Raises Account.DoesNotExist (not this master's), PermissionDenied (viewer), ValidationError."""
+    if subaccount_id is not None:
+        account = Account.objects.subaccounts_of(master).select_for_update().get(pk=subaccount_id)
+    else:
+        account = Account.objects.select_for_update().get(pk=master.pk, kind=Account.Kind.MASTER)
+    require_role(actor, master, Membership.Role.ADMIN)
+    cleared = subaccount_id is not None and not str(thresholds or "").strip("[], ")
+    new = None if cleared else clean_thresholds(thresholds)
+    before = account.alert_thresholds
+    if new == before:
+        return account
+    account.alert_thresholds = new
+    account.save(update_fields=["alert_thresholds", "updated_at"])
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=account,
+        action="alerts.thresholds_changed",
+        before={"alert_thresholds": before},
+        after={"alert_thresholds": new},
+    )
+    return account

@@ -6,6 +6,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from . import impersonation
+        from . import impersonation_session
 
-        impersonation.connect_signals()
+        impersonation_session.connect_signals()

@@ -46,7 +46,8 @@ class MonthSummary:
     accounts: int
 
 
-def month_start(month: date) -> datetime:
+def _monthly_window_start(month: date) -> datetime:
+    """Where the monthly Usage window of the billed month (a date) starts."""
     return datetime(month.year, month.month, 1, tzinfo=timezone.UTC)
 
 
@@ -85,7 +86,7 @@ def _state(row: dict, master: Account) -> str:
 
 def _bill_rows(master: Account, month: date):
     return (
-        Usage.objects.filter(billed_to=master, window=Usage.Window.MONTH, start=month_start(month))
+        Usage.objects.filter(billed_to=master, window=Usage.Window.MONTH, start=_monthly_window_start(month))
         .values(
             "account_id",
             "account_label",
@@ -112,7 +113,9 @@ def _line(row: dict, master: Account) -> BillLine:
 def bill_for_month(master: Account, month: date, *, page: int = 1, per_page: int = 100) -> Bill:
     """The month's totals (one aggregate) and one page of lines, biggest first (its own sending included):
     a bill of 100,000 subaccounts costs the same to show as one of ten."""
-    rows = Usage.objects.filter(billed_to=master, window=Usage.Window.MONTH, start=month_start(month))
+    rows = Usage.objects.filter(
+        billed_to=master, window=Usage.Window.MONTH, start=_monthly_window_start(month)
+    )
     totals = rows.aggregate(total=Sum("sent"), accounts=Count("id"))
     page = max(page, 1)
     window = list(_bill_rows(master, month)[(page - 1) * per_page : page * per_page + 1])

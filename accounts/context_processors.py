@@ -1,4 +1,4 @@
-from .impersonation import impersonation_context
+from .impersonation_session import impersonation_context
 
 
 def current_account(request) -> dict:

@@ -1,18 +1,25 @@
 from django import forms
 from django.core.validators import RegexValidator
 
-from .lifecycle import PUBLIC_ID_HELP, PUBLIC_ID_PATTERN
 from .models import Account
-
-MAX_LIMIT = 2_000_000_000
+from .validation import (
+    EMAIL_MAX_LENGTH,
+    MAX_LIMIT,
+    NAME_MAX_LENGTH,
+    NOTES_MAX_LENGTH,
+    PUBLIC_ID_HELP,
+    PUBLIC_ID_PATTERN,
+)
 
 
 class SubaccountForm(forms.Form):
     """Add subaccount / Edit details. Shapes and types only: the rules are the service's."""
 
-    name = forms.CharField(max_length=255, help_text="Your customer's name, as you want to see it.")
+    name = forms.CharField(
+        max_length=NAME_MAX_LENGTH, help_text="Your customer's name, as you want to see it."
+    )
     contact_email = forms.EmailField(
-        max_length=254,
+        max_length=EMAIL_MAX_LENGTH,
         label="Contact email",
         help_text="The owner's login. They get an invite to set a password.",
     )
@@ -38,7 +45,9 @@ class SubaccountForm(forms.Form):
         ],
         help_text=f"The id programs use to send as this subaccount. Generated from the name if empty. {PUBLIC_ID_HELP}",
     )
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000)
+    notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=NOTES_MAX_LENGTH
+    )
 
     def __init__(self, *args, subaccount: Account | None = None, email_locked: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -57,7 +66,19 @@ class SubaccountForm(forms.Form):
 
 
 class DeleteSubaccountForm(forms.Form):
-    confirm_name = forms.CharField(label="Type the subaccount's name to confirm", max_length=255)
+    """Deleting is for good: the person must type the name, so a slip of the mouse deletes nothing."""
+
+    confirm_name = forms.CharField(label="Type the subaccount's name to confirm", max_length=NAME_MAX_LENGTH)
+
+    def __init__(self, *args, subaccount_name: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.subaccount_name = subaccount_name
+
+    def clean_confirm_name(self) -> str:
+        typed = self.cleaned_data["confirm_name"].strip()
+        if typed != self.subaccount_name:
+            raise forms.ValidationError(f"Type the subaccount's name, {self.subaccount_name}, to confirm.")
+        return typed
 
 
 BULK_ACTIONS = [
@@ -72,7 +93,7 @@ class BulkActionForm(forms.Form):
     selected = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=[])
     all_matching = forms.BooleanField(required=False)
     monthly_limit = forms.IntegerField(min_value=1, max_value=MAX_LIMIT, required=False)
-    q = forms.CharField(required=False, max_length=255)
+    q = forms.CharField(required=False, max_length=NAME_MAX_LENGTH)
     status = forms.CharField(required=False, max_length=12)
 
     def __init__(self, *args, **kwargs):

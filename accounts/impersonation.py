@@ -1,7 +1,8 @@
-"""Log in as: an agency's owners and admins enter one of their subaccounts' dashboards.
+"""Log in as: the rules. An agency's owners and admins may enter one of their subaccounts' dashboards,
+for IMPERSONATION_MAX_MINUTES at most, and every visit is in the owner's audit trail.
 
-django-hijack does the session switch; this module decides who may, audits start and end, and ends an
-impersonation by itself after IMPERSONATION_MAX_MINUTES.
+This module knows no request: django-hijack does the session switch, and the edge that drives it
+(signals, the time box's enforcement, the banner) is accounts/impersonation_session.py.
 """
 
 from __future__ import annotations
@@ -9,16 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, login
-from django.contrib.auth.signals import user_logged_out
 from django.utils import timezone
-from hijack import signals
 
 from .audit import record
 from .models import Account, Membership, User
-
-STARTED_AT_KEY = "impersonation_started_at"
-SUBACCOUNT_KEY = "impersonation_subaccount_id"
 
 
 def refusal_reason(
@@ -58,108 +53,33 @@ def may_log_in_as(*, hijacker: User, hijacked: User) -> bool:
     return refusal_reason(hijacker=hijacker, hijacked=hijacked) is None
 
 
-def real_user(request) -> User | None:
-    """The agency user behind an impersonation, or None when the user is themselves."""
-    history = request.session.get("hijack_history") or []
-    if not history:
-        return None
-    return User.objects.filter(pk=history[-1]).first()
+def visit_ends_at(started_at: datetime) -> datetime:
+    return started_at + timedelta(minutes=settings.IMPERSONATION_MAX_MINUTES)
 
 
-def impersonation_context(request) -> dict:
-    """What base.html needs for the banner."""
-    user = getattr(request, "user", None)
-    if not (user and getattr(user, "is_hijacked", False)):
-        return {"impersonating": False}
-    started = _started_at(request)
-    return {
-        "impersonating": True,
-        "impersonator": real_user(request),
-        "impersonation_ends_at": started + timedelta(minutes=settings.IMPERSONATION_MAX_MINUTES)
-        if started
-        else None,
-    }
+def visit_has_expired(started_at: datetime | None, *, now: datetime | None = None) -> bool:
+    return started_at is not None and (now or timezone.now()) > visit_ends_at(started_at)
 
 
-def _started_at(request) -> datetime | None:
-    raw = request.session.get(STARTED_AT_KEY)
-    return datetime.fromisoformat(raw) if raw else None
-
-
-def impersonation_expired(request) -> bool:
-    started = _started_at(request)
-    return started is not None and timezone.now() - started > timedelta(
-        minutes=settings.IMPERSONATION_MAX_MINUTES
-    )
-
-
-def end_impersonation(request) -> User | None:
-    """Return the browser to the agency user, as hijack's release view does (used when time runs out).
-    Returns the user who was being impersonated."""
-    history = request.session.get("hijack_history") or []
-    if not history:
-        return None
-    # request.user is lazy and reads the session: pin it down before login() rewrites the session.
-    hijacked = User.objects.get(pk=request.user.pk)
-    hijacker = User.objects.filter(pk=history.pop()).first()
-    if hijacker is None:
-        request.session.flush()
-        return hijacked
-    backend = request.session[BACKEND_SESSION_KEY]
-    with signals.no_update_last_login():
-        login(request, hijacker, backend=backend)
-    request.session["hijack_history"] = history
-    signals.hijack_ended.send(
-        sender=None, request=request, hijacker=hijacker, hijacked=hijacked, expired=True
-    )
-    return hijacker
-
-
-def _on_started(sender, request, hijacker, hijacked, **kwargs) -> None:
-    request.session[STARTED_AT_KEY] = timezone.now().isoformat()
-    membership = Membership.objects.select_related("account").get(user=hijacked)
-    request.session[SUBACCOUNT_KEY] = membership.account_id
+def record_visit_started(*, hijacker: User, hijacked: User) -> Account:
+    """Write the start of a visit into the owner's trail; returns the account visited."""
+    account = Membership.objects.select_related("account").get(user=hijacked).account
     record(
-        actor=hijacked,
-        real_actor=hijacker,
-        account=membership.account,
-        action="impersonation.started",
+        actor=hijacked, real_actor=hijacker, account=account, action="impersonation.started",
         after={"by": hijacker.email},
-    )
+    )  # fmt: skip
+    return account
 
 
-def _on_ended(sender, request, hijacker, hijacked, expired: bool = False, **kwargs) -> None:
-    request.session.pop(STARTED_AT_KEY, None)
-    subaccount_id = request.session.pop(SUBACCOUNT_KEY, None)
+def record_visit_ended(
+    *, hijacker: User, hijacked: User, account_id: int | None = None, how: str = "released"
+) -> None:
+    """Write the end of a visit: `how` is released (the button back), expired (the time box) or logout.
+    `account_id` finds the account when the owner's membership is gone (deleted meanwhile)."""
     membership = Membership.objects.select_related("account").filter(user=hijacked).first()
-    account = membership.account if membership else Account.objects.filter(pk=subaccount_id).first()
-    if account is not None:
-        record(
-            actor=hijacked,
-            real_actor=hijacker,
-            account=account,
-            action="impersonation.expired" if expired else "impersonation.ended",
-            after={"by": hijacker.email},
-        )
-
-
-def _on_logged_out(sender, request, user, **kwargs) -> None:
-    """Logging out while impersonating ends the visit too: say so in the owner's trail."""
-    if request is None or user is None or not request.session.get("hijack_history"):
+    account = membership.account if membership else Account.objects.filter(pk=account_id).first()
+    if account is None:
         return
-    hijacker = real_user(request)
-    membership = Membership.objects.select_related("account").filter(user=user).first()
-    if hijacker is not None and membership is not None:
-        record(
-            actor=user,
-            real_actor=hijacker,
-            account=membership.account,
-            action="impersonation.ended",
-            after={"by": hijacker.email, "how": "logout"},
-        )
-
-
-def connect_signals() -> None:
-    signals.hijack_started.connect(_on_started, dispatch_uid="accounts.impersonation.started")
-    signals.hijack_ended.connect(_on_ended, dispatch_uid="accounts.impersonation.ended")
-    user_logged_out.connect(_on_logged_out, dispatch_uid="accounts.impersonation.logged_out")
+    after = {"by": hijacker.email} | ({"how": "logout"} if how == "logout" else {})
+    action = "impersonation.expired" if how == "expired" else "impersonation.ended"
+    record(actor=hijacked, real_actor=hijacker, account=account, action=action, after=after)

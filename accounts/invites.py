@@ -7,8 +7,6 @@ UPDATE so that two tabs (or two people) cannot both use it.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -24,6 +22,7 @@ from . import emails
 from .audit import record
 from .errors import ValidationError
 from .models import Account, Invitation, User
+from .tokens import hash_secret, new_secret
 
 
 class InviteState(StrEnum):
@@ -46,10 +45,6 @@ class InviteLookup:
     invitation: Invitation | None = None
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def issue_invitation(*, account: Account, user: User) -> str:
     """Replace any open invitation of `user` with a new one and send it after commit. Returns the token
     (callers only need it in tests: it is not stored). Must run inside the caller's transaction."""
@@ -57,12 +52,12 @@ def issue_invitation(*, account: Account, user: User) -> str:
     Invitation.objects.filter(user=user, accepted_at__isnull=True, replaced_at__isnull=True).update(
         replaced_at=now
     )
-    token = secrets.token_urlsafe(32)
+    token = new_secret()
     Invitation.objects.create(
         account=account,
         user=user,
         email=user.email,
-        token_hash=hash_token(token),
+        token_hash=hash_secret(token),
         expires_at=now + timedelta(hours=settings.INVITE_VALID_HOURS),
     )
     transaction.on_commit(lambda: emails.send_invite(account=account, email=user.email, token=token))
@@ -74,7 +69,7 @@ def look_up(token: str) -> InviteLookup:
     if not token or len(token) > 128:
         return InviteLookup(InviteState.UNKNOWN)
     invitation = (
-        Invitation.objects.select_related("account", "user").filter(token_hash=hash_token(token)).first()
+        Invitation.objects.select_related("account", "user").filter(token_hash=hash_secret(token)).first()
     )
     if invitation is None:
         return InviteLookup(InviteState.UNKNOWN)

@@ -7,74 +7,31 @@ check, write, AuditEvent, emails after commit. Another master's subaccount raise
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from . import alerts, emails, invites, ratelimit, signals
 from .audit import diff, record
-from .errors import InvalidTransition, PermissionDenied, ValidationError
+from .errors import DomainError, InvalidTransition, PermissionDenied, ValidationError
 from .models import Account, Membership, Usage, User
 from .permissions import require_not_impersonating, require_role
+from .validation import (
+    clean_contact_email,
+    clean_hourly_limit,
+    clean_monthly_limit,
+    clean_name,
+    clean_notes,
+    clean_public_id,
+)
 
-PUBLIC_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,255}")
-PUBLIC_ID_HELP = "Letters, digits, '-', '_' and '.', at most 255 characters."
 RESET_EMAILS_PER_HOUR = 5
 EDITABLE_FIELDS = ("name", "public_id", "contact_email", "monthly_limit", "hourly_limit", "notes")
-
-
-# --- validation shared by the dashboard's forms and the API -------------------------------------------
-
-
-def clean_public_id(value: str) -> str:
-    value = (value or "").strip()
-    if not PUBLIC_ID_PATTERN.fullmatch(value):
-        raise ValidationError(f"The id may only use {PUBLIC_ID_HELP}", field="public_id")
-    return value
-
-
-def clean_limit(value, *, field: str, label: str, required: bool) -> int | None:
-    if value in (None, ""):
-        if required:
-            raise ValidationError(f"{label} is required.", field=field)
-        return None
-    if isinstance(value, bool):
-        raise ValidationError(f"{label} must be a whole number.", field=field)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{label} must be a whole number.", field=field) from None
-    if str(number) != str(value).strip() and not isinstance(value, int):
-        raise ValidationError(f"{label} must be a whole number.", field=field)
-    if number <= 0:
-        raise ValidationError(f"{label} must be greater than zero.", field=field)
-    if number > 2_000_000_000:
-        raise ValidationError(f"{label} is too large.", field=field)
-    return number
-
-
-def clean_name(value: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise ValidationError("A name is required.", field="name")
-    if len(value) > 255:
-        raise ValidationError("The name may be at most 255 characters.", field="name")
-    return value
-
-
-def clean_contact_email(value: str) -> str:
-    value = (value or "").strip().lower()
-    try:
-        validate_email(value)
-    except DjangoValidationError:
-        raise ValidationError("Enter a valid email address.", field="contact_email") from None
-    return value
 
 
 def generate_public_id(master: Account, name: str) -> str:
@@ -151,25 +108,27 @@ def create_subaccount(
     master: Account,
     name: str,
     contact_email: str | None,
-    monthly_limit,
-    hourly_limit=None,
+    monthly_limit: int | str | None = None,
+    hourly_limit: int | str | None = None,
     public_id: str = "",
     notes: str = "",
     real_actor: User | None = None,
 ) -> Account:
     """Create a subaccount and its owner (no password yet) and send the owner an invite. The API may
-    pass contact_email=None: the subaccount then has no owner until one is set with update_subaccount.
-    Raises PermissionDenied (not an owner/admin of the master) or ValidationError."""
+    pass contact_email=None: the subaccount then has no owner until one is set with update_subaccount,
+    and monthly_limit=None: it then gets SUBACCOUNT_DEFAULT_MONTHLY_LIMIT (Mandrill has no monthly
+    quota, so its clients never send one). Raises PermissionDenied (not an owner/admin of the master),
+    InvalidTransition (the master is closed) or ValidationError."""
     master = Account.objects.select_for_update().get(pk=master.pk, kind=Account.Kind.MASTER)
     require_role(actor, master, Membership.Role.ADMIN)
     if master.status == Account.Status.CLOSED:
         raise InvalidTransition("Your account is closed; it cannot create subaccounts.")
     name = clean_name(name)
     contact_email = clean_contact_email(contact_email) if contact_email is not None else ""
-    monthly_limit = clean_limit(
-        monthly_limit, field="monthly_limit", label="Monthly email limit", required=True
-    )
-    hourly_limit = clean_limit(hourly_limit, field="hourly_limit", label="Hourly limit", required=False)
+    if monthly_limit is None:
+        monthly_limit = settings.SUBACCOUNT_DEFAULT_MONTHLY_LIMIT
+    monthly_limit = clean_monthly_limit(monthly_limit)
+    hourly_limit = clean_hourly_limit(hourly_limit)
     public_id = clean_public_id(public_id) if (public_id or "").strip() else generate_public_id(master, name)
     _require_public_id_free(master, public_id)
     if contact_email:
@@ -181,7 +140,7 @@ def create_subaccount(
                 parent=master,
                 public_id=public_id,
                 name=name,
-                notes=(notes or "").strip(),
+                notes=clean_notes(notes),
                 contact_email=contact_email,
                 monthly_limit=monthly_limit,
                 hourly_limit=hourly_limit,
@@ -223,11 +182,9 @@ def update_subaccount(
         "name": clean_name,
         "public_id": clean_public_id,
         "contact_email": clean_contact_email,
-        "monthly_limit": lambda v: clean_limit(
-            v, field="monthly_limit", label="Monthly email limit", required=True
-        ),
-        "hourly_limit": lambda v: clean_limit(v, field="hourly_limit", label="Hourly limit", required=False),
-        "notes": lambda v: (v or "").strip(),
+        "monthly_limit": clean_monthly_limit,
+        "hourly_limit": clean_hourly_limit,
+        "notes": clean_notes,
     }
     cleaned = {field: cleaners[field](value) for field, value in changes.items()}
     if cleaned.get("public_id", subaccount.public_id) != subaccount.public_id:
@@ -361,9 +318,15 @@ def _transition(
     to: str,
     action: str,
     refusal: str,
+    idempotent: bool = False,
 ) -> Account:
+    """The order of every small state change: lock, role, state, change, audit. With `idempotent`,
+    a subaccount already in the target state is left as it is (Mandrill's pause and resume): the check
+    reads the locked row, so two racing callers cannot both change it."""
     subaccount = _locked_subaccount(master, subaccount_id)
     require_role(actor, master, Membership.Role.ADMIN)
+    if idempotent and subaccount.status == to:
+        return subaccount
     if subaccount.status not in allowed_from:
         raise InvalidTransition(
             refusal.format(name=subaccount.name, status=subaccount.get_status_display().lower())
@@ -387,11 +350,17 @@ def _transition(
 
 @transaction.atomic(durable=True)
 def pause_subaccount(
-    *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
+    *,
+    actor: User,
+    master: Account,
+    subaccount_id: int,
+    real_actor: User | None = None,
+    if_needed: bool = False,
 ) -> Account:
-    """Stop sending; mail sent while paused is accepted and held (at most 72 h). Only from active."""
+    """Stop sending; mail sent while paused is accepted and held (at most 72 h). Only from active; with
+    `if_needed`, pausing a paused subaccount does nothing (the API's way)."""
     return _transition(
-        actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor,
+        actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor, idempotent=if_needed,
         allowed_from={Account.Status.ACTIVE}, to=Account.Status.PAUSED, action="subaccount.paused",
         refusal="{name} is {status}, not active: only an active subaccount can be paused.",
     )  # fmt: skip
@@ -399,11 +368,17 @@ def pause_subaccount(
 
 @transaction.atomic(durable=True)
 def resume_subaccount(
-    *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
+    *,
+    actor: User,
+    master: Account,
+    subaccount_id: int,
+    real_actor: User | None = None,
+    if_needed: bool = False,
 ) -> Account:
-    """Start sending again; held mail is released (by mailing, on the account_resumed signal). Only from paused."""
+    """Start sending again; held mail is released (by mailing, on the account_resumed signal). Only from
+    paused; with `if_needed`, resuming an active subaccount does nothing (the API's way)."""
     subaccount = _transition(
-        actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor,
+        actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor, idempotent=if_needed,
         allowed_from={Account.Status.PAUSED}, to=Account.Status.ACTIVE, action="subaccount.resumed",
         refusal="{name} is {status}, not paused: there is nothing to resume.",
     )  # fmt: skip
@@ -486,17 +461,14 @@ def renew_account(*, actor: User, real_actor: User | None = None) -> Account:
 
 @transaction.atomic(durable=True)
 def delete_subaccount(
-    *, actor: User, master: Account, subaccount_id: int, confirm_name: str, real_actor: User | None = None
+    *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
 ) -> None:
-    """Delete a subaccount and its owner's login for good, after the name is typed to confirm.
-    Its Usage rows stay (labelled) for the master's bills; its audit trail stays in the master's."""
+    """Delete a subaccount and its owner's login for good. (The dashboard asks for the name to be typed
+    first; that is a question for a person, asked at its edge.) Its Usage rows stay (labelled) for the
+    master's bills; its audit trail stays in the master's. Raises Account.DoesNotExist, PermissionDenied."""
     require_not_impersonating(real_actor, "Deleting a subaccount")
     subaccount = _locked_subaccount(master, subaccount_id)
     require_role(actor, master, Membership.Role.ADMIN)
-    if (confirm_name or "").strip() != subaccount.name:
-        raise ValidationError(
-            f"Type the subaccount's name, {subaccount.name}, to confirm.", field="confirm_name"
-        )
     label = str(subaccount)
     Usage.objects.filter(account=subaccount).update(account_label=label)
     owner = _owner_of(subaccount)
@@ -506,52 +478,54 @@ def delete_subaccount(
         owner.delete()
 
 
-def clean_thresholds(value) -> list[int]:
-    """'80, 95' or [80, 95] → [80, 95]: whole percentages between 1 and 100, sorted, no duplicates."""
-    parts = value.replace(";", ",").split(",") if isinstance(value, str) else list(value or [])
-    try:
-        numbers = sorted({int(str(part).strip().rstrip("%")) for part in parts if str(part).strip()})
-    except ValueError:
-        raise ValidationError(
-            "Thresholds are whole percentages, such as 80, 95.", field="thresholds"
-        ) from None
-    if not numbers or any(n < 1 or n > 100 for n in numbers):
-        raise ValidationError("Give at least one percentage between 1 and 100.", field="thresholds")
-    if len(numbers) > 5:
-        raise ValidationError("At most five thresholds.", field="thresholds")
-    return numbers
+# --- many at once -----------------------------------------------------------------------------------------
 
 
-@transaction.atomic(durable=True)
-def set_alert_thresholds(
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What happened to one target of a bulk action: done (with its name) or refused (with why)."""
+
+    subaccount_id: int
+    done: bool
+    name: str = ""
+    reason: str = ""
+
+
+BULK_ACTIONS = {
+    "pause": lambda monthly_limit, **kw: pause_subaccount(**kw),
+    "resume": lambda monthly_limit, **kw: resume_subaccount(**kw),
+    "set_monthly_limit": lambda monthly_limit, **kw: update_subaccount(
+        changes={"monthly_limit": monthly_limit}, **kw
+    ),
+}
+
+
+def apply_to_many(
     *,
     actor: User,
     master: Account,
-    thresholds,
-    subaccount_id: int | None = None,
+    action: str,
+    subaccount_ids: Iterable[int],
+    monthly_limit: int | None = None,
     real_actor: User | None = None,
-) -> Account:
-    """Set the master's default near-limit alert thresholds or, with `subaccount_id`, one subaccount's
-    override (empty thresholds on a subaccount: back to the master's). 100 % always alerts too."""
-    account = (
-        _locked_subaccount(master, subaccount_id)
-        if subaccount_id is not None
-        else Account.objects.select_for_update().get(pk=master.pk, kind=Account.Kind.MASTER)
-    )
-    require_role(actor, master, Membership.Role.ADMIN)
-    cleared = subaccount_id is not None and not str(thresholds or "").strip("[], ")
-    new = None if cleared else clean_thresholds(thresholds)
-    before = account.alert_thresholds
-    if new == before:
-        return account
-    account.alert_thresholds = new
-    account.save(update_fields=["alert_thresholds", "updated_at"])
-    record(
-        actor=actor,
-        real_actor=real_actor,
-        account=account,
-        action="alerts.thresholds_changed",
-        before={"alert_thresholds": before},
-        after={"alert_thresholds": new},
-    )
-    return account
+) -> list[BulkOutcome]:
+    """Apply one action to many subaccounts, each in its own transaction (through the one-target
+    service, so each is locked, checked and audited alike), and return every target's outcome: one
+    refusal never undoes or stops the others. Not atomic on purpose."""
+    service = BULK_ACTIONS[action]
+    outcomes = []
+    for subaccount_id in subaccount_ids:
+        try:
+            subaccount = service(
+                actor=actor, master=master, subaccount_id=subaccount_id, real_actor=real_actor,
+                monthly_limit=monthly_limit,
+            )  # fmt: skip
+        except Account.DoesNotExist:
+            outcomes.append(
+                BulkOutcome(subaccount_id, done=False, reason=f"#{subaccount_id}: no such subaccount")
+            )
+        except DomainError as exc:
+            outcomes.append(BulkOutcome(subaccount_id, done=False, reason=exc.message))
+        else:
+            outcomes.append(BulkOutcome(subaccount_id, done=True, name=subaccount.name))
+    return outcomes

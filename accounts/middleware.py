@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from . import impersonation
+from . import impersonation_session
 from .audit import client_ip
 from .models import Membership
 
@@ -44,9 +44,9 @@ class ImpersonationLimitsMiddleware:
         self.owner_only_paths = None
 
     def __call__(self, request):
-        if request.session.get("hijack_history"):
-            if impersonation.impersonation_expired(request):
-                hijacked = impersonation.end_impersonation(request)
+        if impersonation_session.is_impersonating(request):
+            if impersonation_session.impersonation_expired(request):
+                hijacked = impersonation_session.end_impersonation(request)
                 messages.info(
                     request, f"Your visit to {hijacked.email}'s dashboard ended after its time limit."
                 )

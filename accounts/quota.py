@@ -8,6 +8,7 @@ concurrent senders can never push a window past its limit: no read-then-write, n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
@@ -16,16 +17,38 @@ from django.utils import timezone
 
 from .errors import QuotaExceeded
 from .models import Account, Usage
-from .selectors import hour_start, month_start
 
 HOURLY_REASON = "hourly-quota-exhausted"
 MONTHLY_REASON = "monthly-limit-reached"
 
 
-def _windows(account: Account, now: datetime) -> list[tuple[str, datetime, int | None, str]]:
+def month_start(moment: datetime | None = None) -> datetime:
+    """The first instant of `moment`'s calendar month in UTC: where its monthly Usage window starts."""
+    moment = moment or timezone.now()
+    return moment.astimezone(timezone.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def hour_start(moment: datetime | None = None) -> datetime:
+    """The first instant of `moment`'s hour in UTC: where its hourly Usage window starts."""
+    moment = moment or timezone.now()
+    return moment.astimezone(timezone.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class QuotaWindow:
+    """One of the allowances a send must fit in: this hour's or this month's."""
+
+    kind: str  # Usage.Window
+    start: datetime
+    limit: int | None  # None: no limit in this window
+    reason: str  # Mandrill's word when a send does not fit
+
+
+def quota_windows(account: Account, now: datetime) -> list[QuotaWindow]:
+    """Hourly first: a burst is refused before it is counted against the month."""
     return [
-        (Usage.Window.HOUR, hour_start(now), account.hourly_limit, HOURLY_REASON),
-        (Usage.Window.MONTH, month_start(now), account.monthly_limit, MONTHLY_REASON),
+        QuotaWindow(Usage.Window.HOUR, hour_start(now), account.hourly_limit, HOURLY_REASON),
+        QuotaWindow(Usage.Window.MONTH, month_start(now), account.monthly_limit, MONTHLY_REASON),
     ]
 
 
@@ -74,16 +97,17 @@ def reserve_quota(*, account: Account, n: int, now: datetime | None = None) -> i
     The common case is two UPDATEs; a window's row is created only on its first send."""
     now = now or timezone.now()
     month_count = 0
-    for window, start, limit, reason in _windows(account, now):
-        count = _bump(account, window, start, limit, n) if n > 0 else 0
+    for window in quota_windows(account, now):
+        count = _bump(account, window.kind, window.start, window.limit, n) if n > 0 else 0
         if count is None:
-            _ensure_window(account, window, start)
-            count = _bump(account, window, start, limit, n)
+            _ensure_window(account, window.kind, window.start)
+            count = _bump(account, window.kind, window.start, window.limit, n)
         if count is None:
-            what = "hourly" if window == Usage.Window.HOUR else "monthly"
+            what = "hourly" if window.kind == Usage.Window.HOUR else "monthly"
             raise QuotaExceeded(
-                f"{account.name} has reached its {what} limit of {limit} emails; these {n} would go over it.",
-                reason=reason,
+                f"{account.name} has reached its {what} limit of {window.limit} emails; "
+                f"these {n} would go over it.",
+                reason=window.reason,
             )
         month_count = count
     return month_count

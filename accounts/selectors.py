@@ -20,7 +20,9 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from .alerts import DEFAULT_ALERT_THRESHOLDS
 from .models import Account, AuditEvent, Invitation, LimitAlert, Membership, Usage
+from .quota import hour_start, month_start
 
 SUBACCOUNT_SORTS = {
     "name": "name",
@@ -36,16 +38,6 @@ SUBACCOUNT_SORTS = {
     "usage": "sent_this_month",
     "-usage": "-sent_this_month",
 }
-
-
-def month_start(moment: datetime | None = None) -> datetime:
-    moment = moment or timezone.now()
-    return moment.astimezone(timezone.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def hour_start(moment: datetime | None = None) -> datetime:
-    moment = moment or timezone.now()
-    return moment.astimezone(timezone.UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _sent_in(window: str, start: datetime) -> Subquery:
@@ -110,19 +102,6 @@ def audit_events_for_account(account: Account) -> QuerySet[AuditEvent]:
     if account.is_master:
         return events.filter(Q(master=account) | Q(account=account))
     return events.filter(account=account)
-
-
-DEFAULT_ALERT_THRESHOLDS = [80, 95]
-
-
-def thresholds_for(account: Account) -> list[int]:
-    """The thresholds that apply to an account: its own override, else its master's, else the default."""
-    own = account.alert_thresholds
-    if own:
-        return own
-    if account.parent_id and account.parent.alert_thresholds:
-        return account.parent.alert_thresholds
-    return DEFAULT_ALERT_THRESHOLDS
 
 
 def master_overview(master: Account, *, now: datetime | None = None) -> dict:

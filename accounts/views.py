@@ -13,11 +13,11 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from hijack.views import AcquireUserView
 
-from . import billing, impersonation, invites, lifecycle, selectors
+from . import alerts, billing, impersonation, invites, lifecycle, selectors
 from .decorators import account_required, master_required
 from .errors import DomainError, ValidationError
 from .forms import AlertThresholdsForm, BulkActionForm, DeleteSubaccountForm, SetPasswordForm, SubaccountForm
-from .impersonation import real_user
+from .impersonation_session import is_impersonating, real_user
 from .models import Account, User
 
 PAGE_SIZE = 25
@@ -197,18 +197,14 @@ def subaccount_action(request, pk: int, action: str):
 @master_required
 def subaccount_delete(request, pk: int):
     subaccount = _get_subaccount(request, pk)
-    form = DeleteSubaccountForm(request.POST or None)
+    form = DeleteSubaccountForm(request.POST or None, subaccount_name=subaccount.name)
     if request.method == "POST" and form.is_valid():
         try:
             lifecycle.delete_subaccount(
-                actor=request.user,
-                master=request.account,
-                subaccount_id=pk,
-                confirm_name=form.cleaned_data["confirm_name"],
-                real_actor=real_user(request),
+                actor=request.user, master=request.account, subaccount_id=pk, real_actor=real_user(request)
             )
-        except ValidationError as exc:
-            form.add_error("confirm_name", exc.message)
+        except Account.DoesNotExist:
+            raise Http404("No such subaccount.") from None
         except DomainError as exc:
             messages.error(request, exc.message)
         else:
@@ -219,19 +215,10 @@ def subaccount_delete(request, pk: int):
     )
 
 
-BULK_SERVICES = {
-    "pause": lambda **kw: lifecycle.pause_subaccount(**kw),
-    "resume": lambda **kw: lifecycle.resume_subaccount(**kw),
-    "set_monthly_limit": lambda monthly_limit, **kw: lifecycle.update_subaccount(
-        changes={"monthly_limit": monthly_limit}, **kw
-    ),
-}
-
-
 @require_POST
 @master_required
 def subaccount_bulk(request):
-    """Apply one action to many subaccounts, each in its own transaction, and report every outcome."""
+    """Apply one action to many subaccounts and report every outcome (the service runs each alone)."""
     form = BulkActionForm(request.POST)
     if not form.is_valid():
         for error in [
@@ -243,29 +230,21 @@ def subaccount_bulk(request):
         return redirect("accounts:subaccount_list")
     data = form.cleaned_data
     if data["all_matching"]:
-        targets = list(
-            selectors.subaccounts_for_master(
-                request.account, query=data["q"], status=data["status"]
-            ).values_list("pk", flat=True)
-        )
+        targets = selectors.subaccounts_for_master(
+            request.account, query=data["q"], status=data["status"]
+        ).values_list("pk", flat=True)
     else:
         targets = data["selected"]
-    extra = {"monthly_limit": data["monthly_limit"]} if data["action"] == "set_monthly_limit" else {}
-    done, refused = [], []
-    for pk in targets:
-        try:
-            subaccount = BULK_SERVICES[data["action"]](
-                actor=request.user,
-                master=request.account,
-                subaccount_id=pk,
-                real_actor=real_user(request),
-                **extra,
-            )
-            done.append(subaccount.name)
-        except Account.DoesNotExist:
-            refused.append(f"#{pk}: no such subaccount")
-        except DomainError as exc:
-            refused.append(exc.message)
+    outcomes = lifecycle.apply_to_many(
+        actor=request.user,
+        master=request.account,
+        action=data["action"],
+        subaccount_ids=list(targets),
+        monthly_limit=data["monthly_limit"],
+        real_actor=real_user(request),
+    )
+    done = [outcome.name for outcome in outcomes if outcome.done]
+    refused = [outcome.reason for outcome in outcomes if not outcome.done]
     label = dict(BulkActionForm.base_fields["action"].choices)[data["action"]]
     if done:
         messages.success(
@@ -362,7 +341,7 @@ def log_in_as(request, pk: int):
     reason = impersonation.refusal_reason(
         hijacker=request.user,
         hijacked=User.objects.filter(pk=subaccount.owner_id).first(),
-        already_impersonating=bool(request.session.get("hijack_history")),
+        already_impersonating=is_impersonating(request),
     )
     if reason:
         messages.error(request, reason)
@@ -413,7 +392,7 @@ def alert_settings(request, pk: int | None = None):
     )
     if request.method == "POST" and form.is_valid():
         try:
-            lifecycle.set_alert_thresholds(
+            alerts.set_alert_thresholds(
                 actor=request.user,
                 master=request.account,
                 subaccount_id=pk,
@@ -432,7 +411,7 @@ def alert_settings(request, pk: int | None = None):
     context = {
         "form": form,
         "subject": subject,
-        "effective": selectors.thresholds_for(subject),
+        "effective": alerts.thresholds_for(subject),
         "nav": "alerts" if pk is None else "subaccounts",
     }
     return render(request, "accounts/alert_settings.html", context)

@@ -113,7 +113,7 @@ def raw_rate(subs, recipients: int, threads: int, calls: int, spread: bool) -> f
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from accounts.selectors import hour_start, month_start
+    from accounts.quota import hour_start, month_start
 
     def work(index: int):
         with connection.cursor() as cursor:

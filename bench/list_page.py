@@ -57,7 +57,7 @@ def grow(master, start: int, stop: int, rng: random.Random) -> None:
     from django.utils import timezone
 
     from accounts.models import Account, AuditEvent, Invitation, LimitAlert, Membership, Usage, User
-    from accounts.selectors import hour_start, month_start
+    from accounts.quota import hour_start, month_start
 
     now = timezone.now()
     this_month = month_start(now)

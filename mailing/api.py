@@ -28,7 +28,7 @@ from accounts import lifecycle, ratelimit
 from accounts.errors import DomainError, InvalidTransition, PermissionDenied, ValidationError
 from accounts.models import Account, Usage
 from accounts.permissions import ApiCaller
-from accounts.selectors import hour_start, month_start
+from accounts.quota import hour_start, month_start
 
 from .keys import hash_secret
 from .models import Message
@@ -274,9 +274,7 @@ def subaccounts_update(call: Call) -> Any:
 def subaccounts_delete(call: Call) -> Any:
     subaccount = _subaccount(call)
     body = _one(subaccount)
-    lifecycle.delete_subaccount(
-        actor=call.caller, master=call.account, subaccount_id=subaccount.pk, confirm_name=subaccount.name
-    )
+    lifecycle.delete_subaccount(actor=call.caller, master=call.account, subaccount_id=subaccount.pk)
     return body
 
 

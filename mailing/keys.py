@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from django.db import transaction
@@ -12,14 +11,11 @@ from accounts.audit import record
 from accounts.errors import InvalidTransition, ValidationError
 from accounts.models import Account, Membership, User
 from accounts.permissions import require_not_impersonating, require_role
+from accounts.tokens import hash_secret
 
 from .models import ApiKey
 
 KEY_PREFIX = "md-"
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @transaction.atomic(durable=True)

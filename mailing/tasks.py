@@ -55,10 +55,3 @@ def expire_held_mail() -> int:
 @shared_task
 def purge_archive() -> int:
     return delivery.purge_archive()
-
-
-@shared_task
-def scan_limit_alerts() -> int:
-    from accounts.alerts import scan_limit_alerts as scan
-
-    return scan()

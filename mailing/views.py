@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import account_required
 from accounts.errors import DomainError, ValidationError
-from accounts.impersonation import real_user
+from accounts.impersonation_session import real_user
 from accounts.models import Account
 
 from . import domains, keys, selectors

@@ -37,7 +37,7 @@ def test_the_bill_sums_subaccounts_per_month_including_deleted_and_renewed_ones(
     _usage(renewed, OCT, 7)
     _usage(kept, NOV, 3)
     # when one is deleted and another renews, sending afterwards on its own bill
-    lifecycle.delete_subaccount(actor=admin, master=master, subaccount_id=deleted.pk, confirm_name="Gone")
+    lifecycle.delete_subaccount(actor=admin, master=master, subaccount_id=deleted.pk)
     Account.objects.filter(pk=renewed.pk).update(status=Account.Status.CLOSED)
     lifecycle.renew_account(actor=renewed_owner)
     renewed.refresh_from_db()

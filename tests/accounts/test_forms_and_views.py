@@ -547,7 +547,7 @@ def test_the_masters_activity_keeps_a_deleted_subaccounts_events(client):
     master = _master_of(admin)
     sub = SubaccountFactory(parent=master, name="Gone Shop", public_id="gone")
     update_subaccount(actor=admin, master=master, subaccount_id=sub.pk, changes={"monthly_limit": 20})
-    delete_subaccount(actor=admin, master=master, subaccount_id=sub.pk, confirm_name="Gone Shop")
+    delete_subaccount(actor=admin, master=master, subaccount_id=sub.pk)
     content = client.get(reverse("accounts:activity")).content.decode()
     assert "subaccount.deleted" in content and "subaccount.updated" in content
     assert "Gone Shop (gone)" in content

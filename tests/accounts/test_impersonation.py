@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import impersonation, lifecycle
+from accounts import impersonation, impersonation_session, lifecycle
 from accounts.errors import PermissionDenied
 from accounts.models import Account, AuditEvent, Membership
 from tests.factories import MasterFactory, MembershipFactory, UserFactory, subaccount_with_owner
@@ -191,9 +191,7 @@ def test_while_impersonating_sensitive_actions_are_refused(client):
     with pytest.raises(PermissionDenied):
         lifecycle.renew_account(actor=owner, real_actor=admin)
     with pytest.raises(PermissionDenied):
-        lifecycle.delete_subaccount(
-            actor=admin, master=master, subaccount_id=sub.pk, confirm_name=sub.name, real_actor=admin
-        )
+        lifecycle.delete_subaccount(actor=admin, master=master, subaccount_id=sub.pk, real_actor=admin)
 
 
 def test_an_impersonation_ends_by_itself_after_its_time(client, settings):
@@ -204,7 +202,7 @@ def test_an_impersonation_ends_by_itself_after_its_time(client, settings):
     client.force_login(admin)
     _log_in_as(client, sub)
     session = client.session
-    session[impersonation.STARTED_AT_KEY] = (timezone.now() - timedelta(minutes=61)).isoformat()
+    session[impersonation_session.STARTED_AT_KEY] = (timezone.now() - timedelta(minutes=61)).isoformat()
     session.save()
     response = client.get(reverse("accounts:dashboard"))
     assert response.status_code == 302 and response["Location"] == reverse("accounts:subaccount_list")

@@ -11,9 +11,10 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.invites import InviteNotUsable, InviteState, accept_invite, hash_token, issue_invitation
+from accounts.invites import InviteNotUsable, InviteState, accept_invite, issue_invitation
 from accounts.lifecycle import create_subaccount, resend_invite
 from accounts.models import AuditEvent, Invitation, Membership
+from accounts.tokens import hash_secret
 from tests.conftest import requires_postgres
 from tests.factories import MasterFactory, MembershipFactory, subaccount_with_owner
 
@@ -48,7 +49,7 @@ def _post(client, token: str, password: str = PASSWORD, again: str | None = None
 def test_the_token_is_stored_only_as_its_hash(invited):
     _sub, _owner, token, _admin = invited
     invitation = Invitation.objects.get()
-    assert invitation.token_hash == hash_token(token)
+    assert invitation.token_hash == hash_secret(token)
     assert token not in str(list(Invitation.objects.values()))
 
 

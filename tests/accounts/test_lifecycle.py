@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from accounts import signals
 from accounts.errors import InvalidTransition, PermissionDenied, ValidationError
+from accounts.forms import DeleteSubaccountForm
 from accounts.lifecycle import (
     RESET_EMAILS_PER_HOUR,
     close_subaccount,
@@ -27,7 +28,8 @@ from accounts.lifecycle import (
     update_subaccount,
 )
 from accounts.models import Account, AuditEvent, Invitation, Membership, Usage, User
-from accounts.selectors import audit_events_for_account, month_start
+from accounts.quota import month_start
+from accounts.selectors import audit_events_for_account
 from tests.conftest import requires_postgres
 from tests.factories import MasterFactory, MembershipFactory, SubaccountFactory, subaccount_with_owner
 
@@ -735,13 +737,12 @@ def test_renew_of_another_masters_subaccount_is_impossible_for_its_staff():
 
 
 def test_delete_with_the_wrong_name_is_refused():
+    # The typed name is the dashboard's question (the API deletes without one): its form asks it.
     sub, owner = subaccount_with_owner(name="Acme Shop")
-    with pytest.raises(ValidationError) as refused:
-        delete_subaccount(
-            actor=_member(sub.parent), master=sub.parent, subaccount_id=sub.pk, confirm_name="Acme"
-        )
-    assert refused.value.field == "confirm_name"
-    assert "Acme Shop" in refused.value.message
+    form = DeleteSubaccountForm({"confirm_name": "Acme"}, subaccount_name=sub.name)
+    assert not form.is_valid()
+    assert "Acme Shop" in form.errors["confirm_name"][0]
+    assert DeleteSubaccountForm({"confirm_name": " Acme Shop "}, subaccount_name=sub.name).is_valid()
     assert Account.objects.filter(pk=sub.pk).exists()
     assert User.objects.filter(pk=owner.pk).exists()
     assert not AuditEvent.objects.exists()
@@ -754,7 +755,7 @@ def test_delete_removes_the_subaccount_and_its_login_but_keeps_usage_and_the_tra
     sub, owner = subaccount_with_owner(master, name="Acme Shop", public_id="acme")
     Usage.objects.create(account=sub, billed_to=master, window="month", start=month_start(), sent=42)
     # when
-    delete_subaccount(actor=admin, master=master, subaccount_id=sub.pk, confirm_name=" Acme Shop ")
+    delete_subaccount(actor=admin, master=master, subaccount_id=sub.pk)
     # then
     assert not Account.objects.filter(pk=sub.pk).exists()
     assert not User.objects.filter(pk=owner.pk).exists()
@@ -781,9 +782,7 @@ def test_delete_is_refused_while_impersonating():
     sub, _owner = subaccount_with_owner(name="Acme")
     admin = _member(sub.parent)
     with pytest.raises(PermissionDenied, match="logged in as"):
-        delete_subaccount(
-            actor=admin, master=sub.parent, subaccount_id=sub.pk, confirm_name="Acme", real_actor=admin
-        )
+        delete_subaccount(actor=admin, master=sub.parent, subaccount_id=sub.pk, real_actor=admin)
     assert Account.objects.filter(pk=sub.pk).exists()
     assert not AuditEvent.objects.exists()
 
@@ -795,7 +794,6 @@ def test_delete_is_refused_to_a_viewer():
             actor=_member(sub.parent, Membership.Role.VIEWER),
             master=sub.parent,
             subaccount_id=sub.pk,
-            confirm_name="Acme",
         )
     assert Account.objects.filter(pk=sub.pk).exists()
     assert User.objects.filter(pk=owner.pk).exists()
@@ -806,9 +804,7 @@ def test_delete_of_another_masters_subaccount_is_not_found():
     sub, owner = subaccount_with_owner(name="Acme")
     admin = _member()
     with pytest.raises(Account.DoesNotExist):
-        delete_subaccount(
-            actor=admin, master=admin.membership.account, subaccount_id=sub.pk, confirm_name="Acme"
-        )
+        delete_subaccount(actor=admin, master=admin.membership.account, subaccount_id=sub.pk)
     assert Account.objects.filter(pk=sub.pk).exists()
     assert User.objects.filter(pk=owner.pk).exists()
     assert not AuditEvent.objects.exists()

@@ -6,10 +6,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import lifecycle
+from accounts import alerts
+from accounts.alerts import thresholds_for
 from accounts.errors import PermissionDenied, ValidationError
 from accounts.models import AuditEvent, Membership, Usage
-from accounts.selectors import month_start, thresholds_for
+from accounts.quota import month_start
 from tests.factories import MasterFactory, MembershipFactory, SubaccountFactory, subaccount_with_owner
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +76,7 @@ def test_a_viewer_may_read_billing_but_not_change_thresholds(client):
     client.force_login(viewer)
     assert client.get(reverse("accounts:billing")).status_code == 200
     with pytest.raises(PermissionDenied):
-        lifecycle.set_alert_thresholds(actor=viewer, master=master, thresholds="50")
+        alerts.set_alert_thresholds(actor=viewer, master=master, thresholds="50")
 
 
 def test_thresholds_default_override_and_validation(client):
@@ -84,19 +85,19 @@ def test_thresholds_default_override_and_validation(client):
     sub = SubaccountFactory(parent=master)
     # the master's defaults apply until a subaccount overrides them
     assert thresholds_for(sub) == [80, 95]
-    lifecycle.set_alert_thresholds(actor=admin, master=master, subaccount_id=sub.pk, thresholds="50, 75%, 50")
+    alerts.set_alert_thresholds(actor=admin, master=master, subaccount_id=sub.pk, thresholds="50, 75%, 50")
     sub.refresh_from_db()
     assert thresholds_for(sub) == [50, 75]
-    lifecycle.set_alert_thresholds(actor=admin, master=master, subaccount_id=sub.pk, thresholds="")
+    alerts.set_alert_thresholds(actor=admin, master=master, subaccount_id=sub.pk, thresholds="")
     sub.refresh_from_db()
     assert thresholds_for(sub) == [80, 95]
     assert AuditEvent.objects.filter(account=sub, action="alerts.thresholds_changed").count() == 2
     for bad in ["", "0", "101", "eighty", "1,2,3,4,5,6"]:
         with pytest.raises(ValidationError):
-            lifecycle.set_alert_thresholds(actor=admin, master=master, thresholds=bad)
+            alerts.set_alert_thresholds(actor=admin, master=master, thresholds=bad)
     # another master's subaccount is not reachable
     with pytest.raises(sub.__class__.DoesNotExist):
-        lifecycle.set_alert_thresholds(
+        alerts.set_alert_thresholds(
             actor=admin, master=master, subaccount_id=SubaccountFactory().pk, thresholds="50"
         )
 
@@ -113,7 +114,8 @@ def test_the_thresholds_page_saves_and_shows_errors(client):
 
 
 def test_the_owners_dashboard_charts_30_days_from_hourly_usage(client):
-    from accounts.selectors import daily_sent, hour_start
+    from accounts.quota import hour_start
+    from accounts.selectors import daily_sent
 
     sub, owner = subaccount_with_owner()
     now = timezone.now()

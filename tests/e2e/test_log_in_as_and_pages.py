@@ -8,7 +8,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import Membership, Usage
-from accounts.selectors import hour_start, month_start
+from accounts.quota import hour_start, month_start
 from mailing.models import ArchivedMessage, Message
 from tests.e2e.conftest import log_in
 from tests.factories import PASSWORD, MasterFactory, MembershipFactory, subaccount_with_owner

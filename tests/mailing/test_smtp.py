@@ -107,7 +107,7 @@ def test_failed_auth_is_throttled_per_ip(server, accounts):
 
 def test_over_quota_is_refused_at_data_and_nothing_is_stored(server, accounts):
     Usage.objects.create(account=accounts["sub"], billed_to=accounts["master"], window=Usage.Window.MONTH,
-                         start=__import__("accounts.selectors", fromlist=["x"]).month_start(), sent=5)  # fmt: skip
+                         start=__import__("accounts.quota", fromlist=["x"]).month_start(), sent=5)  # fmt: skip
     with pytest.raises(smtplib.SMTPDataError) as refused:
         _send(server, "shop", accounts["sub_key"], _email())
     assert refused.value.smtp_code == 550

@@ -13,8 +13,8 @@ from django.utils import timezone
 from accounts import invites
 from accounts.alerts import scan_limit_alerts
 from accounts.models import Account, Membership, Usage, User
-from accounts.selectors import hour_start, month_start
-from mailing.keys import hash_secret
+from accounts.quota import hour_start, month_start
+from accounts.tokens import hash_secret
 from mailing.models import ApiKey, ArchivedMessage, Message, SenderDomain
 
 PASSWORD = "demo-pass-2026"

@@ -1,0 +1,101 @@
+"""The bounds and patterns that the dashboard's forms, the services and the API share, each defined once.
+
+The services are the authority (they raise accounts.errors.ValidationError with the field it belongs to);
+forms and the API reuse the same constants so that a browser and a program are refused alike.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+
+from .errors import ValidationError
+
+PUBLIC_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,255}")
+PUBLIC_ID_HELP = "Letters, digits, '-', '_' and '.', at most 255 characters."
+NAME_MAX_LENGTH = 255
+NOTES_MAX_LENGTH = 5000
+EMAIL_MAX_LENGTH = 254
+# A limit is counted in PostgreSQL INTEGER columns: stay clear of 2**31 - 1 with room for n.
+MAX_LIMIT = 2_000_000_000
+MAX_THRESHOLDS = 5
+
+
+def clean_public_id(value: str) -> str:
+    value = (value or "").strip()
+    if not PUBLIC_ID_PATTERN.fullmatch(value):
+        raise ValidationError(f"The id may only use {PUBLIC_ID_HELP}", field="public_id")
+    return value
+
+
+def clean_limit(value: Any, *, field: str, label: str, required: bool) -> int | None:
+    """A positive whole number up to MAX_LIMIT, or None when not required and empty."""
+    if value in (None, ""):
+        if required:
+            raise ValidationError(f"{label} is required.", field=field)
+        return None
+    if isinstance(value, bool):
+        raise ValidationError(f"{label} must be a whole number.", field=field)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{label} must be a whole number.", field=field) from None
+    if str(number) != str(value).strip() and not isinstance(value, int):
+        raise ValidationError(f"{label} must be a whole number.", field=field)
+    if number <= 0:
+        raise ValidationError(f"{label} must be greater than zero.", field=field)
+    if number > MAX_LIMIT:
+        raise ValidationError(f"{label} is too large.", field=field)
+    return number
+
+
+def clean_monthly_limit(value: Any) -> int:
+    return clean_limit(value, field="monthly_limit", label="Monthly email limit", required=True)
+
+
+def clean_hourly_limit(value: Any) -> int | None:
+    return clean_limit(value, field="hourly_limit", label="Hourly limit", required=False)
+
+
+def clean_name(value: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError("A name is required.", field="name")
+    if len(value) > NAME_MAX_LENGTH:
+        raise ValidationError(f"The name may be at most {NAME_MAX_LENGTH} characters.", field="name")
+    return value
+
+
+def clean_notes(value: str | None) -> str:
+    value = (value or "").strip()
+    if len(value) > NOTES_MAX_LENGTH:
+        raise ValidationError(f"Notes may be at most {NOTES_MAX_LENGTH} characters.", field="notes")
+    return value
+
+
+def clean_contact_email(value: str) -> str:
+    value = (value or "").strip().lower()
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        raise ValidationError("Enter a valid email address.", field="contact_email") from None
+    return value
+
+
+def clean_thresholds(value: Any) -> list[int]:
+    """'80, 95' or [80, 95] → [80, 95]: whole percentages between 1 and 100, sorted, no duplicates."""
+    parts = value.replace(";", ",").split(",") if isinstance(value, str) else list(value or [])
+    try:
+        numbers = sorted({int(str(part).strip().rstrip("%")) for part in parts if str(part).strip()})
+    except ValueError:
+        raise ValidationError(
+            "Thresholds are whole percentages, such as 80, 95.", field="thresholds"
+        ) from None
+    if not numbers or any(n < 1 or n > 100 for n in numbers):
+        raise ValidationError("Give at least one percentage between 1 and 100.", field="thresholds")
+    if len(numbers) > MAX_THRESHOLDS:
+        raise ValidationError(f"At most {MAX_THRESHOLDS} thresholds.", field="thresholds")
+    return numbers
