@@ -32,3 +32,15 @@ class QuotaExceeded(DomainError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class UnknownSubaccount(DomainError):
+    """A master named a subaccount it does not have (never had, deleted, or renewed away)."""
+
+    def __init__(self, public_id: str) -> None:
+        super().__init__(f"No subaccount exists with the id '{public_id}'")
+        self.public_id = public_id
+
+
+class AccountClosed(InvalidTransition):
+    """The account may not send: closed by its master, or gone."""

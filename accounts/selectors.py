@@ -10,6 +10,7 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -168,3 +169,32 @@ def daily_sent(account: Account, *, days: int = 30, now: datetime | None = None)
             }
         )
     return chart
+
+
+def sending_stats(accounts: list[Account], *, now: datetime | None = None) -> dict[int, dict]:
+    """For each account: `total` (all months), `monthly` (this month), `weekly` (since Monday, UTC),
+    `hourly` (this hour) sends and `first` (the hour of its first send), in one aggregate over Usage
+    (the hour windows give the week; the month windows the rest). Accounts that never sent are absent."""
+    now = now or timezone.now()
+    week_start = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = (
+        Usage.objects.filter(account_id__in=[account.pk for account in accounts])
+        .values("account_id")
+        .annotate(
+            total=Sum("sent", filter=Q(window=Usage.Window.MONTH)),
+            monthly=Sum("sent", filter=Q(window=Usage.Window.MONTH, start=month_start(now))),
+            weekly=Sum("sent", filter=Q(window=Usage.Window.HOUR, start__gte=week_start)),
+            hourly=Sum("sent", filter=Q(window=Usage.Window.HOUR, start=hour_start(now))),
+            first=Min("start", filter=Q(window=Usage.Window.HOUR, sent__gt=0)),
+        )
+    )
+    return {row["account_id"]: row for row in rows}
+
+
+def subaccounts_by_prefix(master: Account, prefix: str = "") -> QuerySet[Account]:
+    """The master's subaccounts whose id or name starts with `prefix` (all when empty), by id:
+    what a program listing them (`subaccounts/list`) expects."""
+    subaccounts = Account.objects.subaccounts_of(master).order_by("public_id")
+    if prefix:
+        subaccounts = subaccounts.filter(Q(public_id__startswith=prefix) | Q(name__istartswith=prefix))
+    return subaccounts

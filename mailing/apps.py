@@ -15,6 +15,6 @@ def _release_held_mail(sender, account, **kwargs) -> None:
     """A resumed account's held mail goes out, oldest first. Released in the database here (not in a task)
     so that a broker outage at that moment only delays it: the sweep picks up queued mail."""
     from .delivery import release_held
-    from .sending import enqueue_delivery
+    from .tasks import enqueue_delivery
 
     enqueue_delivery(release_held(account))

@@ -24,7 +24,8 @@ from django.utils import timezone
 from accounts.models import Account
 from accounts.quota import count_outcome
 
-from .models import ArchivedMessage, Message
+from . import archive
+from .models import Message
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +114,7 @@ def deliver(message_ids: list[int], *, now: datetime | None = None) -> DeliveryR
             status=Message.Status.SENT, sent_at=sent_at, claim=None, last_error=""
         )
         report.sent += len(sent)
-        archive = [_archived_copy(message, sent_at) for message in sent if message.archive]
-    if archive:
-        ArchivedMessage.objects.bulk_create(archive, ignore_conflicts=True)
+    archive.archive_sent([message for message in sent if message.archive], sent_at=sent_at)
     return report
 
 
@@ -137,20 +136,6 @@ def _record_failure(message: Message, exc: Exception, report: DeliveryReport) ->
     )
     report.retry += 1
     report.retry_in = delay if report.retry_in is None else min(report.retry_in, delay)
-
-
-def _archived_copy(message: Message, sent_at: datetime) -> ArchivedMessage:
-    return ArchivedMessage(
-        account_id=message.account_id,
-        message=message,
-        from_email=message.from_email,
-        to_email=message.to_email,
-        subject=message.subject,
-        text=message.text,
-        html=message.html,
-        headers=message.headers,
-        sent_at=sent_at,
-    )
 
 
 # --- the periodic jobs ----------------------------------------------------------------------------------
@@ -194,9 +179,3 @@ def expire_held(*, now: datetime | None = None) -> int:
     return Message.objects.filter(status=Message.Status.HELD, created_at__lt=cutoff).update(
         status=Message.Status.REJECTED, reject_reason="hold-expired", queued_reason=""
     )
-
-
-def purge_archive(*, now: datetime | None = None) -> int:
-    cutoff = (now or timezone.now()) - timedelta(days=settings.ARCHIVE_RETENTION_DAYS)
-    deleted, _ = ArchivedMessage.objects.filter(sent_at__lt=cutoff).delete()
-    return deleted

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import record
-from accounts.errors import InvalidTransition, ValidationError
+from accounts.errors import DomainError, InvalidTransition, ValidationError
 from accounts.models import Account, Membership, User
 from accounts.permissions import require_not_impersonating, require_role
 from accounts.tokens import hash_secret
@@ -16,6 +17,41 @@ from accounts.tokens import hash_secret
 from .models import ApiKey
 
 KEY_PREFIX = "md-"
+MAX_SECRET_LENGTH = 200
+
+
+class InvalidKey(DomainError):
+    """No live key has this secret, or its account may no longer use the API."""
+
+
+def lookup_api_key(secret: object) -> ApiKey | None:
+    """The live (not revoked) key with this secret, with its account, by the secret's hash: one
+    indexed query. None for anything that is not such a secret."""
+    if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_LENGTH:
+        return None
+    return (
+        ApiKey.objects.select_related("account", "account__parent")
+        .filter(key_hash=hash_secret(secret), revoked_at__isnull=True)
+        .first()
+    )
+
+
+def authenticate_key(secret: object) -> ApiKey:
+    """The key a program presents, over HTTP or as an SMTP password. Raises InvalidKey when there is no
+    such live key or its account is closed (a closed account's programs are shut out, not just its sends)."""
+    api_key = lookup_api_key(secret)
+    if api_key is None:
+        raise InvalidKey("Invalid API key")
+    if api_key.account.status == Account.Status.CLOSED:
+        raise InvalidKey("This API key belongs to a closed account.")
+    return api_key
+
+
+def note_key_used(api_key: ApiKey) -> None:
+    """Keep last_used_at to the minute: at most one write a minute per key, so it is never a hot row."""
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
 
 
 @transaction.atomic(durable=True)

@@ -1,5 +1,7 @@
 """The accept path: every way mail comes in (the API, SMTP) ends here.
 
+`resolve_sender` decides who sends; `accept_messages` decides what is accepted.
+
 Accepting is one transaction: lock-free quota reservation (accounts/quota.py), one Message per recipient,
 delivery enqueued after commit. Over quota, the whole call is rejected and nothing is stored or counted.
 What was answered `queued` is in the database before the answer is given, so a broker outage delays
@@ -21,17 +23,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import alerts
-from accounts.errors import InvalidTransition, QuotaExceeded
+from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, UnknownSubaccount
 from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
 
 from .domains import may_send_from
 from .models import Message
+from .tasks import enqueue_delivery
 
 logger = logging.getLogger(__name__)
 
 PAUSED_REASON = "sending-paused"
-DELIVERY_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,33 @@ class RecipientResult:
         }
 
 
+def resolve_sender(*, account: Account, subaccount_id: str | None) -> Account:
+    """Which account a send comes from, for the API, send-raw and SMTP alike: the authenticated
+    `account` itself, or (a master only) the subaccount it names. Naming one's own id means oneself,
+    for a master as for a subaccount. Raises PermissionDenied (a subaccount naming another id),
+    UnknownSubaccount (not one of this master's: never was, deleted, or renewed away) or AccountClosed."""
+    sender = account
+    if subaccount_id and subaccount_id != account.public_id:
+        if not account.is_master:
+            raise PermissionDenied("A subaccount's key can only send as that subaccount.")
+        sender = (
+            Account.objects.subaccounts_of(account)
+            .select_related("parent")
+            .filter(public_id=subaccount_id)
+            .first()
+        )
+        if sender is None:
+            raise UnknownSubaccount(subaccount_id)
+    require_open(sender)
+    return sender
+
+
+def require_open(account: Account) -> None:
+    """The one closed-account rule: a closed account sends nothing. Raises AccountClosed."""
+    if account.status == Account.Status.CLOSED:
+        raise AccountClosed(f"{account.name} is closed and cannot send.")
+
+
 def _is_valid_address(address: str) -> bool:
     try:
         validate_email(address)
@@ -93,7 +122,7 @@ def accept_messages(
     valid recipient is answered `rejected` with the reason and nothing is stored or counted (rejected,
     not queued: the product's promise). Mail from a domain the account has not verified is rejected
     `unsigned` and not counted. A paused account's mail is stored `held` and answered `queued`
-    (`sending-paused`). Raises InvalidTransition for a closed account."""
+    (`sending-paused`). Raises AccountClosed for a closed account."""
     valid = [r for r in message.recipients if _is_valid_address(r.email)]
     invalid = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
     if not valid:
@@ -126,8 +155,7 @@ def accept_messages(
 def _store(*, account: Account, message: OutgoingMessage, recipients: list[Recipient], now) -> list[Message]:
     # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send.
     account = Account.objects.select_related("parent").get(pk=account.pk)
-    if account.status == Account.Status.CLOSED:
-        raise InvalidTransition(f"{account.name} is closed and cannot send.")
+    require_open(account)
     used = reserve_quota(account=account, n=len(recipients), now=now)
     held = account.status == Account.Status.PAUSED
     now = now or timezone.now()
@@ -161,22 +189,6 @@ def _store(*, account: Account, message: OutgoingMessage, recipients: list[Recip
     if alerts.crossed_now(account, before=used - len(recipients), after=used):
         transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
     return rows
-
-
-def enqueue_delivery(message_ids: list[int]) -> None:
-    """Hand messages to the workers. If the broker is down, they stay queued in the database and the
-    periodic sweep enqueues them later: the sender's answer was already right."""
-    from .tasks import deliver_messages
-
-    for start in range(0, len(message_ids), DELIVERY_BATCH):
-        batch = message_ids[start : start + DELIVERY_BATCH]
-        try:
-            deliver_messages.apply_async(args=[batch], retry=False)
-        except Exception:  # the broker's errors vary by transport; none may fail an accepted send
-            logger.warning(
-                "Could not enqueue %d messages; the sweep will deliver them", len(batch), exc_info=True
-            )
-            return
 
 
 def outgoing_from_email(

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import getaddresses, parseaddr
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -28,8 +27,11 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from accounts import ratelimit
-from accounts.errors import DomainError
+from accounts.errors import AccountClosed, DomainError, UnknownSubaccount
 from accounts.models import Account
+
+from .keys import InvalidKey, authenticate_key
+from .sending import accept_smtp_message, resolve_sender
 
 logger = logging.getLogger(__name__)
 
@@ -64,27 +66,14 @@ def _run_in_django(fn, *args):
 
 
 def check_credentials(username: str, password: str) -> Sender | None:
-    from .api import lookup_api_key
-
-    api_key = lookup_api_key(password)
-    if api_key is None or api_key.account.public_id != username:
+    """The sender behind AUTH: the password is an API key of the account whose id is the username."""
+    try:
+        api_key = authenticate_key(password)
+    except InvalidKey:
         return None
-    if api_key.account.status == Account.Status.CLOSED:
+    if api_key.account.public_id != username:
         return None
     return Sender(account_id=api_key.account_id, username=username)
-
-
-def resolve_account(sender: Sender, subaccount_id: str | None) -> Account:
-    """The account a message is sent as: the sender itself, or one of a master's subaccounts."""
-    account = Account.objects.select_related("parent").get(pk=sender.account_id)
-    if not subaccount_id or subaccount_id == account.public_id:
-        return account
-    if not account.is_master:
-        raise Refusal("550 5.7.1 These credentials can only send as their own account")
-    try:
-        return Account.objects.subaccounts_of(account).get(public_id=subaccount_id)
-    except Account.DoesNotExist:
-        raise Refusal(f"550 5.1.0 No subaccount exists with the id '{subaccount_id}'") from None
 
 
 def parse_mc_headers(message: EmailMessage) -> dict:
@@ -125,15 +114,27 @@ def refusal_for(results, *, account: Account, sender: str) -> str:
     return "550 5.1.3 No valid recipient address"
 
 
+def refusal_for_error(exc: DomainError) -> Refusal:
+    """The one place a domain error becomes an SMTP reply: 554 where the account can never send,
+    550 where this message cannot (both permanent: a client must not retry them)."""
+    if isinstance(exc, AccountClosed):
+        return Refusal(f"554 5.7.1 {exc.message}")
+    if isinstance(exc, UnknownSubaccount):
+        return Refusal(f"550 5.1.0 {exc.message}")
+    return Refusal(f"550 5.7.1 {exc.message}")
+
+
 def submit(sender: Sender, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
     """Parse once, hand to the accept path, and say how it went in one SMTP reply."""
-    from .sending import accept_smtp_message
-
     message = BytesParser(policy=policy.default).parsebytes(data)
     options = parse_mc_headers(message)
     strip_mc_headers(message)
-    account = resolve_account(sender, options["subaccount"])
     try:
+        authenticated = Account.objects.select_related("parent").get(pk=sender.account_id)
+    except Account.DoesNotExist:
+        raise Refusal("554 5.7.1 This account no longer exists") from None
+    try:
+        account = resolve_sender(account=authenticated, subaccount_id=options["subaccount"])
         results = accept_smtp_message(
             account=account,
             message=message,
@@ -143,8 +144,7 @@ def submit(sender: Sender, mail_from: str, rcpt_tos: list[str], data: bytes) -> 
             metadata=options["metadata"],
         )
     except DomainError as exc:
-        code = "554 5.7.1" if account.status == Account.Status.CLOSED else "550 5.7.1"
-        raise Refusal(f"{code} {exc.message}") from None
+        raise refusal_for_error(exc) from None
     accepted = [result for result in results if result.status in ("queued", "sent")]
     if not accepted:
         raise Refusal(refusal_for(results, account=account, sender=message.get("From", mail_from)))
@@ -212,8 +212,6 @@ class SubmissionHandler:
             )
         except Refusal as refusal:
             return refusal.reply
-        except Account.DoesNotExist:
-            return "554 5.7.1 This account no longer exists"
         except DatabaseError:
             logger.exception("SMTP submission failed on the database")
             return "451 4.3.0 Temporary problem storing your message; please try again"
@@ -295,13 +293,3 @@ def build_controller(*, hostname: str, port: int, tls_context=None, require_tls_
         server_hostname=settings.SMTP_HOSTNAME,
         ident="Reseller Dashboard ESMTP",
     )
-
-
-def envelope_addresses(message: EmailMessage) -> list[str]:
-    """All addresses in To, Cc (for when a client gives no envelope, e.g. tests building messages)."""
-    return [address for _, address in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))]
-
-
-def sender_address(message: EmailMessage, envelope_from: str) -> tuple[str, str]:
-    name, address = parseaddr(str(message.get("From", "")))
-    return name, address or envelope_from

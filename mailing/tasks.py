@@ -1,15 +1,18 @@
 """Celery tasks of the mailing app. Each takes plain data or ids and calls one piece of domain code;
-each is safe to run twice (delivery claims with a conditional UPDATE)."""
+each is safe to run twice (delivery claims with a conditional UPDATE). `enqueue_delivery` lives beside
+the task it enqueues, so the accept path and the sweep both import it from here and nothing imports back."""
 
 import logging
 
 from celery import shared_task
 from django.core.mail import mailers
 
-from . import delivery
-from .email_backend import deserialize_email
+from . import archive, delivery
+from .product_email import deserialize_email
 
 logger = logging.getLogger(__name__)
+
+DELIVERY_BATCH = 50
 
 
 @shared_task(bind=True, max_retries=8)
@@ -39,8 +42,6 @@ def deliver_messages(message_ids: list[int]) -> dict:
 @shared_task
 def sweep_queued() -> int:
     """Re-enqueue mail left queued (a lost broker message, a lost retry) or claimed by a dead worker."""
-    from .sending import enqueue_delivery
-
     ids = delivery.due_for_sweep()
     if ids:
         enqueue_delivery(ids)
@@ -54,4 +55,18 @@ def expire_held_mail() -> int:
 
 @shared_task
 def purge_archive() -> int:
-    return delivery.purge_archive()
+    return archive.purge_archive()
+
+
+def enqueue_delivery(message_ids: list[int]) -> None:
+    """Hand messages to the workers. If the broker is down, they stay queued in the database and the
+    periodic sweep enqueues them later: the sender's answer was already right."""
+    for start in range(0, len(message_ids), DELIVERY_BATCH):
+        batch = message_ids[start : start + DELIVERY_BATCH]
+        try:
+            deliver_messages.apply_async(args=[batch], retry=False)
+        except Exception:  # the broker's errors vary by transport; none may fail an accepted send
+            logger.warning(
+                "Could not enqueue %d messages; the sweep will deliver them", len(batch), exc_info=True
+            )
+            return

@@ -13,7 +13,7 @@ from accounts.errors import DomainError, ValidationError
 from accounts.impersonation_session import real_user
 from accounts.models import Account
 
-from . import domains, keys, selectors
+from . import archive, domains, keys, selectors
 from .models import ApiKey, ArchivedMessage, Message, SenderDomain
 
 NEW_KEY_SESSION = "mailing_new_api_key"
@@ -117,7 +117,7 @@ def message_detail(request, public_id: str):
 def archive_list(request):
     filters = selectors.MessageFilters.from_query(request.GET)
     query = request.GET.get("q", "").strip()[:200]
-    found = selectors.archive_for(
+    found = archive.archive_for(
         request.account, query=query, date_from=filters.date_from, date_to=filters.date_to
     )
     page = Window(found, request.GET.get("page"))
@@ -130,7 +130,7 @@ def archive_list(request):
 
 def _archived(request, pk: int) -> ArchivedMessage:
     try:
-        return ArchivedMessage.objects.get(account=request.account, pk=pk)
+        return archive.archived_message_of(request.account, pk)
     except ArchivedMessage.DoesNotExist:
         raise Http404("No such archived message.") from None
 

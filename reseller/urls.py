@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from accounts import views as account_views
-from mailing import api
+from mailing.api import endpoint as api
 
 admin.site.site_header = "Reseller Dashboard — operators"
 admin.site.site_title = "Reseller Dashboard admin"
@@ -19,4 +19,5 @@ urlpatterns = [
         r"^api/1\.\d+/(?P<group>[a-z0-9_-]+)/(?P<call>[a-z0-9_-]+?)(?:\.(?P<output_format>[a-z]+))?/?$",
         api.endpoint,
     ),
+    re_path(r"^api/(?P<path>.*)$", api.not_a_call),
 ]

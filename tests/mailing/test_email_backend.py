@@ -6,7 +6,8 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 
-from mailing.email_backend import CeleryEmailBackend, deserialize_email, serialize_email
+from mailing.email_backend import CeleryEmailBackend
+from mailing.product_email import deserialize_email, serialize_email
 from reseller.celery import app as celery_app
 from tests.conftest import requires_redis
 

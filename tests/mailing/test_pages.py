@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Account, Membership
-from mailing import delivery
+from mailing import archive
 from mailing.models import ApiKey, ArchivedMessage, Message
 from tests.factories import MembershipFactory, subaccount_with_owner
 
@@ -102,7 +102,7 @@ def test_the_archive_is_purged_after_the_retention_period(settings):
     sub, _ = subaccount_with_owner()
     _archived(sub, sent_at=timezone.now() - timedelta(days=31))
     fresh = _archived(sub, sent_at=timezone.now() - timedelta(days=29))
-    assert delivery.purge_archive() == 1
+    assert archive.purge_archive() == 1
     assert list(ArchivedMessage.objects.all()) == [fresh]
 
 

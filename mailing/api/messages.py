@@ -1,0 +1,74 @@
+"""`messages/*`: sending, and reading back what was sent."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from ..models import Message
+from ..selectors import message_of, search_messages
+from ..sending import accept_messages, resolve_sender
+from . import message_params
+from .objects import message_info
+from .registry import api_call
+from .wire import ApiError, Call, field_error
+
+SEARCH_DAYS_BY_DEFAULT = 7
+SEARCH_LIMIT_BY_DEFAULT = 100
+SEARCH_LIMIT_MAX = 1000
+
+
+@api_call("messages", "send")
+def send(call: Call) -> Any:
+    if call.has("send_at"):
+        raise ApiError(
+            "PaymentRequired", "Scheduled sending (send_at) is not supported: send without send_at.", 10
+        )
+    raw = call.params.get("message")
+    outgoing = message_params.outgoing_message(raw)
+    account = resolve_sender(account=call.account, subaccount_id=message_params.subaccount(raw))
+    return [result.as_mandrill() for result in accept_messages(account=account, message=outgoing)]
+
+
+@api_call("messages", "info")
+def info(call: Call) -> Any:
+    public_id = call.string("id", required=True, max_length=64)
+    try:
+        return message_info(message_of(call.account, public_id))
+    except Message.DoesNotExist:
+        raise ApiError("Unknown_Message", f"No message exists with the id '{public_id}'", 11) from None
+
+
+DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+
+
+def _search_date(call: Call, name: str, *, end: bool) -> datetime | None:
+    """Mandrill's search dates (UTC). A bare date as `date_to` includes that whole day."""
+    value = call.params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        for date_format in DATE_FORMATS:
+            try:
+                moment = datetime.strptime(value.strip(), date_format).replace(tzinfo=timezone.UTC)
+            except ValueError:
+                continue
+            return moment + timedelta(days=1) if end and date_format == "%Y-%m-%d" else moment
+    raise field_error(name, "Use YYYY-MM-DD or YYYY-MM-DD HH:MM:SS")
+
+
+@api_call("messages", "search")
+def search(call: Call) -> Any:
+    now = timezone.now()
+    found = search_messages(
+        call.account,
+        query=call.string("query", max_length=1000),
+        date_from=_search_date(call, "date_from", end=False) or now - timedelta(days=SEARCH_DAYS_BY_DEFAULT),
+        date_to=_search_date(call, "date_to", end=True) or now + timedelta(minutes=1),
+        tags=call.strings("tags"),
+        senders=call.strings("senders"),
+        limit=min(call.integer("limit", minimum=1) or SEARCH_LIMIT_BY_DEFAULT, SEARCH_LIMIT_MAX),
+    )
+    return [message_info(message) for message in found]

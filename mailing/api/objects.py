@@ -1,0 +1,103 @@
+"""Mandrill's objects, built from ours: what `subaccounts/*`, `users/info` and `messages/*` return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accounts.models import Account
+
+from ..models import Message
+from .wire import mandrill_time
+
+STATS_KEYS = [
+    "sent", "hard_bounces", "soft_bounces", "rejects", "complaints", "unsubs", "opens", "unique_opens", "clicks",
+    "unique_clicks",
+]  # fmt: skip
+
+
+def empty_stats() -> dict[str, int]:
+    return dict.fromkeys(STATS_KEYS, 0)
+
+
+def subaccount_object(account: Account, stats: dict[str, Any] | None, *, detailed: bool = False) -> dict:
+    """A subaccount as `subaccounts/list` shows it; `detailed` adds what `subaccounts/info` shows."""
+    stats = stats or {}
+    body = {
+        "id": account.public_id,
+        "name": account.name,
+        "custom_quota": account.hourly_limit,
+        "status": "active" if account.status == Account.Status.ACTIVE else account.status,
+        "reputation": 100,
+        "created_at": mandrill_time(account.created_at),
+        "first_sent_at": mandrill_time(stats.get("first")),
+        "sent_weekly": stats.get("weekly") or 0,
+        "sent_monthly": stats.get("monthly") or 0,
+        "sent_total": stats.get("total") or 0,
+        # Our extensions (clients ignore unknown keys): the monthly allowance and the owner's address.
+        "monthly_quota": account.monthly_limit,
+        "owner_email": account.contact_email or None,
+    }
+    if detailed:
+        body.update(
+            notes=account.notes,
+            sent_hourly=stats.get("hourly") or 0,
+            hourly_quota=account.hourly_limit or account.monthly_limit,
+            last_30_days=empty_stats() | {"sent": stats.get("monthly") or 0},
+        )
+    return body
+
+
+def user_object(account: Account, stats: dict[str, Any] | None) -> dict:
+    """The key's own account as `users/info` shows it."""
+    stats = stats or {}
+    window = empty_stats()
+    return {
+        "username": account.public_id,
+        "created_at": mandrill_time(account.created_at),
+        "public_id": account.public_id,
+        "reputation": 100,
+        "hourly_quota": account.hourly_limit or account.monthly_limit,
+        "backlog": 0,
+        "stats": {
+            "today": window,
+            "last_7_days": window | {"sent": stats.get("weekly") or 0},
+            "last_30_days": window | {"sent": stats.get("monthly") or 0},
+            "last_60_days": window,
+            "last_90_days": window,
+            "all_time": window | {"sent": stats.get("total") or 0},
+        },
+    }
+
+
+# Our states in Mandrill's words: held and sending mail is still "queued" to a client; failed is "bounced".
+MESSAGE_STATES = {
+    Message.Status.HELD: "queued",
+    Message.Status.SENDING: "queued",
+    Message.Status.FAILED: "bounced",
+}
+
+
+def message_info(message: Message) -> dict:
+    """One recipient's message as `messages/info` and `messages/search` show it."""
+    return {
+        "ts": int(message.created_at.timestamp()),
+        "_id": message.public_id,
+        "sender": message.from_email,
+        "template": None,
+        "subject": message.subject,
+        "email": message.to_email,
+        "tags": message.tags,
+        "opens": 0,
+        "opens_detail": [],
+        "clicks": 0,
+        "clicks_detail": [],
+        "state": MESSAGE_STATES.get(message.status, message.status),
+        "metadata": message.metadata,
+        "subaccount": message.account.public_id if message.account.is_subaccount else None,
+        "smtp_events": [],
+        "resends": [],
+        "reject": {"reason": message.reject_reason, "last_event_at": mandrill_time(message.created_at)}
+        if message.reject_reason
+        else None,
+        "diag": message.last_error or None,
+    }
