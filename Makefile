@@ -17,7 +17,7 @@ PYTHON ?= $(shell for c in python3.14 python3.13 python3.12 python3 \
 help:
 	@echo "make run     install, migrate, load demo data and serve on http://127.0.0.1:8000"
 	@echo "make test    install and run the whole test suite"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff and the import contracts (the architecture)"
 	@echo "make worker  a Celery worker (needs REDIS_URL)   make beat  Celery beat"
 	@echo "make bench   benchmarks (needs DATABASE_URL to PostgreSQL); figures go to docs/benchmarks.md"
 
@@ -57,6 +57,7 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 worker: install
 	$(BIN)/celery -A reseller worker --loglevel=info

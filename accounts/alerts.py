@@ -94,7 +94,7 @@ def set_alert_thresholds(
     *,
     actor: User,
     master: Account,
-    thresholds,
+    thresholds: str | list[int] | None,
     subaccount_id: int | None = None,
     real_actor: User | None = None,
 ) -> Account:

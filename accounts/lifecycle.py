@@ -444,7 +444,12 @@ def renew_account(*, actor: User, real_actor: User | None = None) -> Account:
     account.alert_thresholds = None
     account.renewed_at = now
     account.closed_at = None
-    account.save()
+    account.save(
+        update_fields=[
+            "kind", "parent", "former_parent", "public_id", "status", "monthly_limit", "hourly_limit",
+            "alert_thresholds", "renewed_at", "closed_at", "updated_at",
+        ]
+    )  # fmt: skip
     event = record(
         actor=actor,
         account=account,

@@ -101,19 +101,19 @@ def delete(call: Call) -> Any:
     return answer
 
 
+def _apply(call: Call, service, **options) -> Account:
+    """Run one lifecycle service on the named subaccount, as the key (the audit trail names it)."""
+    subaccount = _named_subaccount(call)
+    service(actor=call.caller, master=call.account, subaccount_id=subaccount.pk, **options)
+    return subaccount
+
+
 @api_call("subaccounts", "pause")
 def pause(call: Call) -> Any:
-    subaccount = _named_subaccount(call)
-    lifecycle.pause_subaccount(
-        actor=call.caller, master=call.account, subaccount_id=subaccount.pk, if_needed=True
-    )
-    return _subaccount_answer(subaccount)
+    # Pausing a paused subaccount is not an error in Mandrill: `if_needed` decides that under the lock.
+    return _subaccount_answer(_apply(call, lifecycle.pause_subaccount, if_needed=True))
 
 
 @api_call("subaccounts", "resume")
 def resume(call: Call) -> Any:
-    subaccount = _named_subaccount(call)
-    lifecycle.resume_subaccount(
-        actor=call.caller, master=call.account, subaccount_id=subaccount.pk, if_needed=True
-    )
-    return _subaccount_answer(subaccount)
+    return _subaccount_answer(_apply(call, lifecycle.resume_subaccount, if_needed=True))
