@@ -69,7 +69,7 @@ def api_key_revoke(request, pk: int):
     return redirect("mailing:api_keys")
 
 
-class Window:
+class UncountedPage:
     """A page of a long, newest-first list without COUNT(*): over millions of messages a count would
     cost more than the page. Knows only whether there is a previous and a next page."""
 
@@ -89,7 +89,7 @@ class Window:
 @account_required
 def message_list(request):
     filters = selectors.MessageFilters.from_query(request.GET)
-    page = Window(selectors.messages_for(request.account, filters), request.GET.get("page"))
+    page = UncountedPage(selectors.messages_for(request.account, filters), request.GET.get("page"))
     context = {"page": page, "filters": filters, "statuses": Message.Status.choices, "nav": "messages"}
     template = "mailing/message_list.html"
     if request.htmx and not request.htmx.boosted:
@@ -120,7 +120,7 @@ def archive_list(request):
     found = archive.archive_for(
         request.account, query=query, date_from=filters.date_from, date_to=filters.date_to
     )
-    page = Window(found, request.GET.get("page"))
+    page = UncountedPage(found, request.GET.get("page"))
     context = {"page": page, "query": query, "filters": filters, "nav": "archive"}
     template = "mailing/archive_list.html"
     if request.htmx and not request.htmx.boosted:
