@@ -14,6 +14,7 @@ import smtplib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import formataddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
@@ -55,8 +56,9 @@ def claim(message_ids: list[int], *, now: datetime | None = None) -> list[Messag
 
 
 def build_email(message: Message) -> EmailMultiAlternatives:
-    sender = f'"{message.from_name}" <{message.from_email}>' if message.from_name else message.from_email
-    recipient = f'"{message.to_name}" <{message.to_email}>' if message.to_name else message.to_email
+    # formataddr quotes and escapes a display name, so a name with commas or quotes stays one name.
+    sender = formataddr((message.from_name, message.from_email))
+    recipient = formataddr((message.to_name, message.to_email))
     headers = {**message.headers, "X-Message-Id": message.public_id}
     email = EmailMultiAlternatives(
         subject=message.subject, body=message.text, from_email=sender, to=[recipient], headers=headers

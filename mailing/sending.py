@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -23,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import alerts
-from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, UnknownSubaccount
+from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, UnknownSubaccount, ValidationError
 from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
 
@@ -105,6 +106,61 @@ def require_open(account: Account) -> None:
         raise AccountClosed(f"{account.name} is closed and cannot send.")
 
 
+# Headers that say who a message is from, where it goes, how it was routed or signed, or how its body is
+# built: the accept path and the worker set them, never a sender through `headers`.
+PROTECTED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "From", "Sender", "Return-Path", "To", "Cc", "Bcc", "Delivered-To", "Envelope-To",
+        "X-Original-To", "DKIM-Signature", "DomainKey-Signature", "ARC-Seal", "ARC-Message-Signature",
+        "ARC-Authentication-Results", "Authentication-Results", "Received", "Received-SPF", "Message-ID",
+        "Date", "Subject", "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
+        "X-Message-Id",
+    )
+)  # fmt: skip
+PROTECTED_PREFIXES = ("resent-", "x-mc-")
+HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # printable ASCII but the colon (RFC 5322 field-name)
+MAX_HEADER_VALUE = 998
+DISPLAY_NAME_FORBIDDEN = re.compile(r"[<>\x00-\x1f\x7f]")
+
+
+def check_identity(message: OutgoingMessage) -> None:
+    """The one rule for who a message says it is from, for the API, send-raw and SMTP alike: one From
+    address and one display name, and no header that would name another sender or recipient, route or
+    sign it, or break its structure (Reply-To and X-* are fine). Raises ValidationError naming the field."""
+    if not _is_valid_address(message.from_email) or "<" in message.from_email:
+        raise ValidationError(
+            f"from_email must be one email address, such as news@example.com (got {message.from_email[:100]!r}).",
+            field="from_email",
+        )
+    if DISPLAY_NAME_FORBIDDEN.search(message.from_name):
+        raise ValidationError(
+            "from_name must be one display name, without angle brackets or line breaks.", field="from_name"
+        )
+    for recipient in message.recipients:
+        if DISPLAY_NAME_FORBIDDEN.search(recipient.name):
+            raise ValidationError(
+                f"The name of {recipient.email[:100]} must be one display name, without angle brackets or "
+                "line breaks.",
+                field="to",
+            )
+    for name, value in message.headers.items():
+        if not HEADER_NAME.fullmatch(name):
+            raise ValidationError(f"{name[:80]!r} is not a header name.", field="headers")
+        lowered = name.lower()
+        if lowered in PROTECTED_HEADERS or lowered.startswith(PROTECTED_PREFIXES):
+            raise ValidationError(
+                f"The {name} header cannot be set through headers: the sender is from_email and from_name, "
+                "the recipients are `to`.",
+                field="headers",
+            )
+        if any(character in value for character in "\r\n\x00") or len(value) > MAX_HEADER_VALUE:
+            raise ValidationError(
+                f"The {name} header's value must be one line of at most {MAX_HEADER_VALUE} characters.",
+                field="headers",
+            )
+
+
 def _is_valid_address(address: str) -> bool:
     try:
         validate_email(address)
@@ -122,7 +178,9 @@ def accept_messages(
     valid recipient is answered `rejected` with the reason and nothing is stored or counted (rejected,
     not queued: the product's promise). Mail from a domain the account has not verified is rejected
     `unsigned` and not counted. A paused account's mail is stored `held` and answered `queued`
-    (`sending-paused`). Raises AccountClosed for a closed account."""
+    (`sending-paused`). Raises AccountClosed for a closed account, ValidationError for a message whose
+    identity is not one address and one name (check_identity)."""
+    check_identity(message)
     valid = [r for r in message.recipients if _is_valid_address(r.email)]
     invalid = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
     if not valid:
@@ -191,6 +249,18 @@ def _store(*, account: Account, message: OutgoingMessage, recipients: list[Recip
     return rows
 
 
+SMTP_PASSTHROUGH = frozenset(
+    ("reply-to", "in-reply-to", "references", "list-unsubscribe", "list-unsubscribe-post")
+)
+
+
+def _passes_through(name: str) -> bool:
+    """The headers of an SMTP submission that reach the recipient: threading, unsubscribe and X-* (our
+    X-MC-* are read and removed before). The rest (From, To, Sender, Received…) is rebuilt by delivery."""
+    lowered = name.lower()
+    return lowered in SMTP_PASSTHROUGH or (lowered.startswith("x-") and not lowered.startswith("x-mc-"))
+
+
 def outgoing_from_email(
     message: EmailMessage, *, envelope_from: str, recipients: list[str], tags: list[str], metadata: dict
 ) -> OutgoingMessage:
@@ -209,8 +279,7 @@ def outgoing_from_email(
                 "content": base64.b64encode(payload).decode("ascii"),
             }
         )
-    passthrough = {"Reply-To", "In-Reply-To", "References", "List-Unsubscribe", "List-Unsubscribe-Post"}
-    headers = {name: str(value) for name, value in message.items() if name in passthrough}
+    headers = {name: str(value) for name, value in message.items() if _passes_through(name)}
     return OutgoingMessage(
         from_email=from_email or envelope_from,
         from_name=from_name,
