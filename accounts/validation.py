@@ -99,3 +99,27 @@ def clean_thresholds(value: Any) -> list[int]:
     if len(numbers) > MAX_THRESHOLDS:
         raise ValidationError(f"At most {MAX_THRESHOLDS} thresholds.", field="thresholds")
     return numbers
+
+
+UNSTORABLE_HELP = "cannot contain the NUL character or invalid Unicode (an unpaired surrogate)"
+
+
+def is_storable(value: str) -> bool:
+    """Whether PostgreSQL can store `value`: text columns refuse NUL, and UTF-8 cannot encode a lone
+    surrogate (what a JSON "\\ud800" or an undecodable byte in a parsed email becomes)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def clean_search(value: str | None, *, max_length: int) -> tuple[str, str]:
+    """A search box's text: (the text, "") when it can be searched for, else ("", the error to show
+    beside the box). Never raises: a page with a bad filter still shows, with the error."""
+    value = (value or "").strip()[:max_length]
+    if not is_storable(value):
+        return "", f"The search {UNSTORABLE_HELP}."
+    return value, ""

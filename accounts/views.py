@@ -19,6 +19,7 @@ from .errors import DomainError, ValidationError
 from .forms import AlertThresholdsForm, BulkActionForm, DeleteSubaccountForm, SetPasswordForm, SubaccountForm
 from .impersonation_session import is_impersonating, real_user
 from .models import Account, User
+from .validation import clean_search
 
 PAGE_SIZE = 25
 SORT_CHOICES = [
@@ -47,7 +48,7 @@ def home(request):
 
 
 def _list_context(request) -> dict:
-    query = request.GET.get("q", "").strip()[:255]
+    query, query_error = clean_search(request.GET.get("q"), max_length=255)
     status = request.GET.get("status", "")
     sort = request.GET.get("sort", "name")
     subaccounts = selectors.subaccounts_for_master(request.account, query=query, status=status, sort=sort)
@@ -55,6 +56,7 @@ def _list_context(request) -> dict:
     return {
         "page": page,
         "query": query,
+        "query_error": query_error,
         "status": status,
         "sort": sort,
         "statuses": Account.Status.choices,

@@ -13,6 +13,7 @@ from accounts.errors import DomainError, InvalidTransition, ValidationError
 from accounts.models import Account, Membership, User
 from accounts.permissions import require_not_impersonating, require_role
 from accounts.tokens import hash_secret
+from accounts.validation import UNSTORABLE_HELP, is_storable
 
 from .models import ApiKey
 
@@ -63,6 +64,8 @@ def create_api_key(
     require_not_impersonating(real_actor, "Creating an API key")
     require_role(actor, account, Membership.Role.ADMIN)
     label = (label or "").strip()
+    if not is_storable(label):
+        raise ValidationError(f"The label {UNSTORABLE_HELP}.", field="label")
     if not label or len(label) > 100:
         raise ValidationError(
             "Give the key a label of at most 100 characters, e.g. “Shop production”.", field="label"

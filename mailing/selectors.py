@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.db import connection
@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.errors import ValidationError
 from accounts.models import Account
+from accounts.validation import clean_search
 
 from .models import Message
 
@@ -23,15 +24,22 @@ class MessageFilters:
     tag: str = ""
     date_from: date | None = None
     date_to: date | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # filter → why it was ignored
 
     @classmethod
     def from_query(cls, query) -> MessageFilters:
+        recipient, recipient_error = clean_search(query.get("recipient"), max_length=254)
+        tag, tag_error = clean_search(query.get("tag"), max_length=50)
+        errors = {
+            name: error for name, error in (("recipient", recipient_error), ("tag", tag_error)) if error
+        }
         return cls(
             status=query.get("status", "") if query.get("status") in Message.Status.values else "",
-            recipient=query.get("recipient", "").strip()[:254],
-            tag=query.get("tag", "").strip()[:50],
+            recipient=recipient,
+            tag=tag,
             date_from=_date(query.get("date_from")),
             date_to=_date(query.get("date_to")),
+            errors=errors,
         )
 
 
@@ -111,16 +119,16 @@ def search_messages(
     )
     query = query.strip()
     for term in query.split() if query != "*" else []:
-        field, _, value = term.partition(":")
+        name, _, value = term.partition(":")
         if not value:
             found = found.filter(
                 Q(subject__icontains=term) | Q(to_email__icontains=term) | Q(from_email__icontains=term)
             )
-        elif field in SEARCH_FIELDS:
-            found = found.filter(SEARCH_FIELDS[field](value))
+        elif name in SEARCH_FIELDS:
+            found = found.filter(SEARCH_FIELDS[name](value))
         else:
             raise ValidationError(
-                f"Unsupported search field {field!r}: use {', '.join(sorted(SEARCH_FIELDS))}", field="query"
+                f"Unsupported search field {name!r}: use {', '.join(sorted(SEARCH_FIELDS))}", field="query"
             )
     if tags is not None:
         any_tag = Q()

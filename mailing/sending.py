@@ -11,6 +11,7 @@ delivery (the sweep re-enqueues) but never loses mail.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from accounts import alerts
 from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, UnknownSubaccount, ValidationError
 from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
+from accounts.validation import UNSTORABLE_HELP, is_storable
 
 from .domains import may_send_from
 from .models import Message
@@ -161,6 +163,28 @@ def check_identity(message: OutgoingMessage) -> None:
             )
 
 
+def check_storable(message: OutgoingMessage) -> None:
+    """Every text of the message can be stored and sent: no NUL, no undecodable bytes (SMTP brings
+    both; the API refuses them at its edge). Raises ValidationError: the message can never be accepted."""
+    texts = [
+        message.from_email,
+        message.from_name,
+        message.subject,
+        message.text,
+        message.html,
+        *message.tags,
+    ]
+    texts += [part for header in message.headers.items() for part in header]
+    texts += [part for recipient in message.recipients for part in (recipient.email, recipient.name)]
+    texts += [attachment["name"] for attachment in message.attachments]
+    if not all(is_storable(text) for text in texts):
+        raise ValidationError(f"The message {UNSTORABLE_HELP}.", field="message")
+    for metadata in (message.metadata, *message.recipient_metadata.values()):
+        serialized = json.dumps(metadata, ensure_ascii=False)
+        if "\\u0000" in serialized or not is_storable(serialized):
+            raise ValidationError(f"The metadata {UNSTORABLE_HELP}.", field="metadata")
+
+
 def _is_valid_address(address: str) -> bool:
     try:
         validate_email(address)
@@ -179,8 +203,9 @@ def accept_messages(
     not queued: the product's promise). Mail from a domain the account has not verified is rejected
     `unsigned` and not counted. A paused account's mail is stored `held` and answered `queued`
     (`sending-paused`). Raises AccountClosed for a closed account, ValidationError for a message whose
-    identity is not one address and one name (check_identity)."""
+    identity is not one address and one name (check_identity) or whose text cannot be stored."""
     check_identity(message)
+    check_storable(message)
     valid = [r for r in message.recipients if _is_valid_address(r.email)]
     invalid = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
     if not valid:
@@ -249,6 +274,21 @@ def _store(*, account: Account, message: OutgoingMessage, recipients: list[Recip
     return rows
 
 
+def _content_of(part: EmailMessage | None) -> str:
+    """A body part's text. An unknown charset or bytes that are not in it make a message that can never
+    be read: a ValidationError (a permanent refusal), not a crash that invites the client to retry."""
+    if part is None:
+        return ""
+    try:
+        return part.get_content()
+    except (LookupError, UnicodeError) as exc:
+        raise ValidationError(
+            f"The {part.get_content_type()} part cannot be read in its charset "
+            f"{part.get_content_charset()!r}: {type(exc).__name__}.",
+            field="message",
+        ) from None
+
+
 SMTP_PASSTHROUGH = frozenset(
     ("reply-to", "in-reply-to", "references", "list-unsubscribe", "list-unsubscribe-post")
 )
@@ -269,6 +309,7 @@ def outgoing_from_email(
     from_name, from_email = parseaddr(str(message.get("From", "")))
     text_part = message.get_body(preferencelist=("plain",))
     html_part = message.get_body(preferencelist=("html",))
+    text, html = _content_of(text_part), _content_of(html_part)
     attachments = []
     for part in message.iter_attachments():
         payload = part.get_payload(decode=True) or b""
@@ -284,8 +325,8 @@ def outgoing_from_email(
         from_email=from_email or envelope_from,
         from_name=from_name,
         subject=str(message.get("Subject", "")),
-        text=text_part.get_content() if text_part is not None else "",
-        html=html_part.get_content() if html_part is not None else "",
+        text=text,
+        html=html,
         headers=headers,
         attachments=attachments,
         tags=tags,

@@ -162,6 +162,17 @@ class Authenticator:
         self.executor = executor
 
     def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        # aiosmtpd answers an authenticator's exception with its type and text ("500 Error: (…) Error 111
+        # connecting to …"): never let one out, a client must learn nothing of our insides.
+        try:
+            return self._authenticate(session, auth_data)
+        except Exception:
+            logger.exception("SMTP AUTH failed on our side")
+            return AuthResult(
+                success=False, handled=False, message="454 4.7.0 Temporary authentication failure; try later"
+            )
+
+    def _authenticate(self, session, auth_data) -> AuthResult:
         ip = session.peer[0] if session.peer else "unknown"
         throttle_key = f"smtp-auth-fail:{ip}"
         limit = settings.SMTP_FAILED_AUTH_PER_MINUTE

@@ -12,6 +12,7 @@ from accounts.decorators import account_required
 from accounts.errors import DomainError, ValidationError
 from accounts.impersonation_session import real_user
 from accounts.models import Account
+from accounts.validation import clean_search
 
 from . import archive, domains, keys, selectors
 from .models import ApiKey, ArchivedMessage, Message, SenderDomain
@@ -116,12 +117,12 @@ def message_detail(request, public_id: str):
 @account_required
 def archive_list(request):
     filters = selectors.MessageFilters.from_query(request.GET)
-    query = request.GET.get("q", "").strip()[:200]
+    query, query_error = clean_search(request.GET.get("q"), max_length=200)
     found = archive.archive_for(
         request.account, query=query, date_from=filters.date_from, date_to=filters.date_to
     )
     page = UncountedPage(found, request.GET.get("page"))
-    context = {"page": page, "query": query, "filters": filters, "nav": "archive"}
+    context = {"page": page, "query": query, "query_error": query_error, "filters": filters, "nav": "archive"}
     template = "mailing/archive_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#archive-table"

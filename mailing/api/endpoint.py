@@ -26,7 +26,7 @@ from accounts.errors import (
 from .. import keys
 from . import messages, subaccounts, users  # noqa: F401  (each registers its handlers)
 from .registry import HANDLERS, is_mandrill_call
-from .wire import ApiError, Call, error_response, invalid
+from .wire import MAX_NESTING, ApiError, Call, check_storable, error_response, invalid
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,11 @@ def _parse_body(request) -> dict[str, Any]:
         body = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise invalid("The request body is not valid JSON") from None
+    except RecursionError:
+        raise invalid(f"The request body is nested too deeply (at most {MAX_NESTING} levels)") from None
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object")
+    check_storable(body)
     return {name: value for name, value in body.items() if value is not None}
 
 

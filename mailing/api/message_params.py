@@ -89,11 +89,16 @@ def tags(raw: Any) -> list[str]:
 
 
 def recipient_metadata(raw: Any) -> dict[str, dict]:
-    """[{rcpt, values}] → {address: values}; entries without an address are ignored, as Mandrill does."""
+    """[{rcpt, values}] → {address: values}."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise _problem("recipient_metadata", "Please enter an array of {rcpt, values}")
     found = {}
-    for entry in raw or []:
-        if isinstance(entry, dict) and isinstance(entry.get("rcpt"), str):
-            found[entry["rcpt"]] = an_object(entry.get("values"), "recipient_metadata")
+    for entry in raw:
+        if not isinstance(entry, dict) or not isinstance(entry.get("rcpt"), str):
+            raise _problem("recipient_metadata", "Each entry needs rcpt, a recipient's address")
+        found[entry["rcpt"]] = an_object(entry.get("values"), "recipient_metadata")
     return found
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -42,6 +42,7 @@ def info(call: Call) -> Any:
 
 
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+END_OF_TIME = datetime.max.replace(tzinfo=timezone.UTC)
 
 
 def _search_date(call: Call, name: str, *, end: bool) -> datetime | None:
@@ -55,7 +56,10 @@ def _search_date(call: Call, name: str, *, end: bool) -> datetime | None:
                 moment = datetime.strptime(value.strip(), date_format).replace(tzinfo=timezone.UTC)
             except ValueError:
                 continue
-            return moment + timedelta(days=1) if end and date_format == "%Y-%m-%d" else moment
+            if end and date_format == "%Y-%m-%d":
+                # The whole day; the last day of the calendar has no next day: it means "no end".
+                return moment + timedelta(days=1) if moment.date() < date.max else END_OF_TIME
+            return moment
     raise field_error(name, "Use YYYY-MM-DD or YYYY-MM-DD HH:MM:SS")
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.permissions import ApiCaller
+from accounts.validation import UNSTORABLE_HELP, is_storable
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,27 @@ def field_error(field: str, problem: str, *, inside: str | None = None) -> ApiEr
     """Mandrill's `Validation error: {"field":"problem"}`, optionally nested in an object (`message`)."""
     detail = f'{{"{field}":"{problem}"}}'
     return invalid(f'Validation error: {{"{inside}":{detail}}}' if inside else f"Validation error: {detail}")
+
+
+MAX_NESTING = 32  # Mandrill's deepest parameter (message.recipient_metadata[].values) is 4 levels down
+
+
+def check_storable(body: Any) -> None:
+    """Refuse, before anything reads it, a body whose strings (names included) we could not store or
+    hash: NUL characters and lone surrogates (JSON allows "\\u0000" and "\\ud800"; PostgreSQL and UTF-8
+    do not), and nesting deeper than any Mandrill call needs. Walks iteratively: no recursion to exhaust."""
+    pending = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_NESTING:
+            raise invalid(f"The request body is nested too deeply (at most {MAX_NESTING} levels)")
+        if isinstance(value, str):
+            if not is_storable(value):
+                raise invalid(f"A string in the request {UNSTORABLE_HELP}: no such character is allowed")
+        elif isinstance(value, dict):
+            pending.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
 
 
 def error_response(error: ApiError) -> JsonResponse:
