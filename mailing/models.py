@@ -186,3 +186,21 @@ class SenderDomain(models.Model):
     @property
     def record_value(self) -> str:
         return f"reseller-verify={self.token}"
+
+
+class IdempotentCall(models.Model):
+    """A send made with an Idempotency-Key: a repeat of the same key (by the same account, within
+    IDEMPOTENCY_HOURS) gets this answer again and stores nothing. Written in the accept transaction, so
+    the answer exists exactly when the messages do."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="idempotent_calls")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request, to refuse a reused key.")
+    answer = models.JSONField(default=list)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "key"], name="idempotent_call_per_account")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.created_at:%Y-%m-%d %H:%M})"

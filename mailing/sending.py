@@ -11,16 +11,11 @@ delivery (the sweep re-enqueues) but never loses mail.
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,57 +23,17 @@ from accounts import alerts
 from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, UnknownSubaccount, ValidationError
 from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
-from accounts.validation import UNSTORABLE_HELP, is_storable
 
+from . import idempotency
+from .checks import check_identity, check_storable, is_valid_address
 from .domains import may_send_from
 from .models import Message
+from .outgoing import OutgoingMessage, Recipient, RecipientResult
 from .tasks import enqueue_delivery
 
 logger = logging.getLogger(__name__)
 
 PAUSED_REASON = "sending-paused"
-
-
-@dataclass(frozen=True)
-class Recipient:
-    email: str
-    name: str = ""
-    type: str = "to"
-
-
-@dataclass
-class OutgoingMessage:
-    """A message as a program submitted it, before it is split per recipient."""
-
-    from_email: str
-    recipients: list[Recipient]
-    subject: str = ""
-    from_name: str = ""
-    text: str = ""
-    html: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    attachments: list[dict] = field(default_factory=list)  # [{name, type, content (base64)}]
-    tags: list[str] = field(default_factory=list)
-    metadata: dict = field(default_factory=dict)
-    recipient_metadata: dict[str, dict] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RecipientResult:
-    email: str
-    status: str  # sent, queued, rejected, invalid (Mandrill's words)
-    reject_reason: str | None = None
-    queued_reason: str | None = None
-    id: str | None = None
-
-    def as_mandrill(self) -> dict:
-        return {
-            "email": self.email,
-            "status": self.status,
-            "_id": self.id,
-            "reject_reason": self.reject_reason,
-            "queued_reason": self.queued_reason,
-        }
 
 
 def resolve_sender(*, account: Account, subaccount_id: str | None) -> Account:
@@ -108,93 +63,12 @@ def require_open(account: Account) -> None:
         raise AccountClosed(f"{account.name} is closed and cannot send.")
 
 
-# Headers that say who a message is from, where it goes, how it was routed or signed, or how its body is
-# built: the accept path and the worker set them, never a sender through `headers`.
-PROTECTED_HEADERS = frozenset(
-    name.lower()
-    for name in (
-        "From", "Sender", "Return-Path", "To", "Cc", "Bcc", "Delivered-To", "Envelope-To",
-        "X-Original-To", "DKIM-Signature", "DomainKey-Signature", "ARC-Seal", "ARC-Message-Signature",
-        "ARC-Authentication-Results", "Authentication-Results", "Received", "Received-SPF", "Message-ID",
-        "Date", "Subject", "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
-        "X-Message-Id",
-    )
-)  # fmt: skip
-PROTECTED_PREFIXES = ("resent-", "x-mc-")
-HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # printable ASCII but the colon (RFC 5322 field-name)
-MAX_HEADER_VALUE = 998
-DISPLAY_NAME_FORBIDDEN = re.compile(r"[<>\x00-\x1f\x7f]")
-
-
-def check_identity(message: OutgoingMessage) -> None:
-    """The one rule for who a message says it is from, for the API, send-raw and SMTP alike: one From
-    address and one display name, and no header that would name another sender or recipient, route or
-    sign it, or break its structure (Reply-To and X-* are fine). Raises ValidationError naming the field."""
-    if not _is_valid_address(message.from_email) or "<" in message.from_email:
-        raise ValidationError(
-            f"from_email must be one email address, such as news@example.com (got {message.from_email[:100]!r}).",
-            field="from_email",
-        )
-    if DISPLAY_NAME_FORBIDDEN.search(message.from_name):
-        raise ValidationError(
-            "from_name must be one display name, without angle brackets or line breaks.", field="from_name"
-        )
-    for recipient in message.recipients:
-        if DISPLAY_NAME_FORBIDDEN.search(recipient.name):
-            raise ValidationError(
-                f"The name of {recipient.email[:100]} must be one display name, without angle brackets or "
-                "line breaks.",
-                field="to",
-            )
-    for name, value in message.headers.items():
-        if not HEADER_NAME.fullmatch(name):
-            raise ValidationError(f"{name[:80]!r} is not a header name.", field="headers")
-        lowered = name.lower()
-        if lowered in PROTECTED_HEADERS or lowered.startswith(PROTECTED_PREFIXES):
-            raise ValidationError(
-                f"The {name} header cannot be set through headers: the sender is from_email and from_name, "
-                "the recipients are `to`.",
-                field="headers",
-            )
-        if any(character in value for character in "\r\n\x00") or len(value) > MAX_HEADER_VALUE:
-            raise ValidationError(
-                f"The {name} header's value must be one line of at most {MAX_HEADER_VALUE} characters.",
-                field="headers",
-            )
-
-
-def check_storable(message: OutgoingMessage) -> None:
-    """Every text of the message can be stored and sent: no NUL, no undecodable bytes (SMTP brings
-    both; the API refuses them at its edge). Raises ValidationError: the message can never be accepted."""
-    texts = [
-        message.from_email,
-        message.from_name,
-        message.subject,
-        message.text,
-        message.html,
-        *message.tags,
-    ]
-    texts += [part for header in message.headers.items() for part in header]
-    texts += [part for recipient in message.recipients for part in (recipient.email, recipient.name)]
-    texts += [attachment["name"] for attachment in message.attachments]
-    if not all(is_storable(text) for text in texts):
-        raise ValidationError(f"The message {UNSTORABLE_HELP}.", field="message")
-    for metadata in (message.metadata, *message.recipient_metadata.values()):
-        serialized = json.dumps(metadata, ensure_ascii=False)
-        if "\\u0000" in serialized or not is_storable(serialized):
-            raise ValidationError(f"The metadata {UNSTORABLE_HELP}.", field="metadata")
-
-
-def _is_valid_address(address: str) -> bool:
-    try:
-        validate_email(address)
-    except DjangoValidationError:
-        return False
-    return True
-
-
 def accept_messages(
-    *, account: Account, message: OutgoingMessage, now: datetime | None = None
+    *,
+    account: Account,
+    message: OutgoingMessage,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
 ) -> list[RecipientResult]:
     """Accept `message` for every valid recipient, or reject the whole call.
 
@@ -202,11 +76,19 @@ def accept_messages(
     valid recipient is answered `rejected` with the reason and nothing is stored or counted (rejected,
     not queued: the product's promise). Mail from a domain the account has not verified is rejected
     `unsigned` and not counted. A paused account's mail is stored `held` and answered `queued`
-    (`sending-paused`). Raises AccountClosed for a closed account, ValidationError for a message whose
-    identity is not one address and one name (check_identity) or whose text cannot be stored."""
+    (`sending-paused`). With `idempotency_key`, a repeat of a stored call returns its first answer and
+    stores nothing (mailing/idempotency.py). Raises AccountClosed for a closed account, ValidationError
+    for a message whose identity is not one address and one name or whose text cannot be stored, or a
+    key reused for another message."""
     check_identity(message)
     check_storable(message)
-    valid = [r for r in message.recipients if _is_valid_address(r.email)]
+    now = now or timezone.now()
+    key = idempotency.clean_key(idempotency_key)
+    if key:
+        previous = idempotency.previous_answer(account=account, key=key, message=message, now=now)
+        if previous is not None:
+            return previous
+    valid = [r for r in message.recipients if is_valid_address(r.email)]
     invalid = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
     if not valid:
         return invalid
@@ -216,32 +98,32 @@ def accept_messages(
             RecipientResult(email=r.email, status="rejected", reject_reason="unsigned") for r in valid
         ] + invalid
     try:
-        stored = _store(account=account, message=message, recipients=valid, now=now)
+        return _store(account=account, message=message, recipients=valid, invalid=invalid, key=key, now=now)
+    except idempotency.RepeatedCall as repeated:
+        return repeated.answer
     except QuotaExceeded as exc:
         count_outcome(account=account, outcome="rejected", n=len(valid), now=now)
         return [
             RecipientResult(email=r.email, status="rejected", reject_reason=exc.reason) for r in valid
         ] + invalid
-    results = [
-        RecipientResult(
-            email=row.to_email,
-            status="queued",
-            queued_reason=PAUSED_REASON if row.status == Message.Status.HELD else None,
-            id=row.public_id,
-        )
-        for row in stored
-    ]
-    return results + invalid
 
 
 @transaction.atomic(durable=True)
-def _store(*, account: Account, message: OutgoingMessage, recipients: list[Recipient], now) -> list[Message]:
+def _store(
+    *,
+    account: Account,
+    message: OutgoingMessage,
+    recipients: list[Recipient],
+    invalid: list[RecipientResult],
+    key: str | None,
+    now: datetime,
+) -> list[RecipientResult]:
     # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send.
     account = Account.objects.select_related("parent").get(pk=account.pk)
     require_open(account)
+    claimed = idempotency.claim(account=account, key=key, message=message, now=now) if key else None
     used = reserve_quota(account=account, n=len(recipients), now=now)
     held = account.status == Account.Status.PAUSED
-    now = now or timezone.now()
     rows = Message.objects.bulk_create(
         [
             Message(
@@ -271,7 +153,18 @@ def _store(*, account: Account, message: OutgoingMessage, recipients: list[Recip
         transaction.on_commit(lambda: enqueue_delivery(ids))
     if alerts.crossed_now(account, before=used - len(recipients), after=used):
         transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
-    return rows
+    answer = [
+        RecipientResult(
+            email=row.to_email,
+            status="queued",
+            queued_reason=PAUSED_REASON if held else None,
+            id=row.public_id,
+        )
+        for row in rows
+    ] + invalid
+    if claimed is not None:
+        idempotency.record_answer(claimed, answer)
+    return answer
 
 
 def _content_of(part: EmailMessage | None) -> str:

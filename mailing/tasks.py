@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.core.mail import mailers
 
-from . import archive, delivery
+from . import archive, delivery, idempotency
 from .product_email import deserialize_email
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,11 @@ def expire_held_mail() -> int:
 @shared_task
 def purge_archive() -> int:
     return archive.purge_archive()
+
+
+@shared_task
+def purge_idempotent_calls() -> int:
+    return idempotency.purge_idempotent_calls()
 
 
 def enqueue_delivery(message_ids: list[int]) -> None:

@@ -217,12 +217,15 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-queued-mail": {"task": "mailing.tasks.sweep_queued", "schedule": 60.0},
     "expire-held-mail": {"task": "mailing.tasks.expire_held_mail", "schedule": crontab(minute="*/10")},
     "purge-archive": {"task": "mailing.tasks.purge_archive", "schedule": crontab(minute=17, hour=3)},
+    "purge-idempotency-keys": {"task": "mailing.tasks.purge_idempotent_calls", "schedule": crontab(minute=41)},
     "scan-limit-alerts": {"task": "accounts.tasks.scan_limit_alerts", "schedule": crontab(minute="*/15")},
 }
 
 # --- Sending -----------------------------------------------------------------------------------------
 HELD_MAX_HOURS = env.int("HELD_MAX_HOURS", default=72)
 ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
+# A repeated Idempotency-Key returns the first answer for this long (then the key may be reused).
+IDEMPOTENCY_HOURS = env.int("IDEMPOTENCY_HOURS", default=24)
 DELIVERY_CLAIM_TIMEOUT_SECONDS = 600
 DELIVERY_SWEEP_GRACE_SECONDS = 60
 

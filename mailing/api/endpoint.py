@@ -118,7 +118,9 @@ def endpoint(request, group: str, call: str, output_format: str | None = None):
         params = _parse_body(request)
         account, label = _authenticate(request, params.pop("key", None))
         handler = _handler_for(group, call)
-        return JsonResponse(handler(Call(params=params, account=account, key_label=label)), safe=False)
+        idempotency_key = request.headers.get("Idempotency-Key")
+        call_ = Call(params=params, account=account, key_label=label, idempotency_key=idempotency_key)
+        return JsonResponse(handler(call_), safe=False)
     except ApiError as error:
         return error_response(error)
     except DomainError as exc:

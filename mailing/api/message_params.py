@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from ..sending import OutgoingMessage, Recipient
+from ..outgoing import OutgoingMessage, Recipient
 from .wire import field_error, invalid
 
 MAX_BODY_CHARS = 10_000_000

@@ -29,7 +29,10 @@ def send(call: Call) -> Any:
     raw = call.params.get("message")
     outgoing = message_params.outgoing_message(raw)
     account = resolve_sender(account=call.account, subaccount_id=message_params.subaccount(raw))
-    return [result.as_mandrill() for result in accept_messages(account=account, message=outgoing)]
+    # Our extension: the Idempotency-Key header, or `idempotency_key` for clients that cannot set headers.
+    key = call.idempotency_key or call.string("idempotency_key", max_length=1024) or None
+    results = accept_messages(account=account, message=outgoing, idempotency_key=key)
+    return [result.as_mandrill() for result in results]
 
 
 @api_call("messages", "info")

@@ -82,6 +82,7 @@ class Call:
     params: dict[str, Any]
     account: Account
     key_label: str
+    idempotency_key: str | None = None  # the Idempotency-Key header, when the client sent one
 
     @property
     def caller(self) -> ApiCaller:
