@@ -217,7 +217,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-queued-mail": {"task": "mailing.tasks.sweep_queued", "schedule": 60.0},
     "expire-held-mail": {"task": "mailing.tasks.expire_held_mail", "schedule": crontab(minute="*/10")},
     "purge-archive": {"task": "mailing.tasks.purge_archive", "schedule": crontab(minute=17, hour=3)},
-    "purge-idempotency-keys": {"task": "mailing.tasks.purge_idempotent_calls", "schedule": crontab(minute=41)},
+    "purge-idempotency-keys": {
+        "task": "mailing.tasks.purge_idempotent_calls",
+        "schedule": crontab(minute=41),
+    },
     "scan-limit-alerts": {"task": "accounts.tasks.scan_limit_alerts", "schedule": crontab(minute="*/15")},
 }
 
