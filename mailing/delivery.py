@@ -55,11 +55,18 @@ def claim(message_ids: list[int], *, now: datetime | None = None) -> list[Messag
     )
 
 
+def message_id_header(message: Message) -> str:
+    """The same Message-ID on every attempt: a copy delivered twice (a worker killed between the relay's
+    250 and our record of it) is one message to the receiver's deduplication and to anyone reading."""
+    domain = settings.MESSAGE_ID_DOMAIN or settings.SMTP_HOSTNAME or "localhost"
+    return f"<{message.public_id}@{domain}>"
+
+
 def build_email(message: Message) -> EmailMultiAlternatives:
     # formataddr quotes and escapes a display name, so a name with commas or quotes stays one name.
     sender = formataddr((message.from_name, message.from_email))
     recipient = formataddr((message.to_name, message.to_email))
-    headers = {**message.headers, "X-Message-Id": message.public_id}
+    headers = {**message.headers, "X-Message-Id": message.public_id, "Message-ID": message_id_header(message)}
     email = EmailMultiAlternatives(
         subject=message.subject, body=message.text, from_email=sender, to=[recipient], headers=headers
     )
@@ -98,7 +105,7 @@ def deliver(message_ids: list[int], *, now: datetime | None = None) -> DeliveryR
         for message in messages:
             _record_failure(message, exc, report)
         return report
-    sent: list[Message] = []
+    sent: list[Message] = []  # sent, not yet recorded
     try:
         for message in messages:
             try:
@@ -107,17 +114,28 @@ def deliver(message_ids: list[int], *, now: datetime | None = None) -> DeliveryR
                 _record_failure(message, exc, report)
                 continue
             sent.append(message)
+            if len(sent) >= settings.DELIVERY_MARK_EVERY:
+                _record_sent(sent, report)
+                sent = []
     finally:
         connection.close()
-        # One UPDATE for the batch. A crash before it leaves these claimed: the sweep sends them again
-        # (at-least-once, as with any crash between the relay's 250 and our write).
-        sent_at = timezone.now()
-        Message.objects.filter(pk__in=[m.pk for m in sent], claim__in={m.claim for m in sent}).update(
-            status=Message.Status.SENT, sent_at=sent_at, claim=None, last_error=""
-        )
-        report.sent += len(sent)
-    archive.archive_sent([message for message in sent if message.archive], sent_at=sent_at)
+        _record_sent(sent, report)
     return report
+
+
+def _record_sent(sent: list[Message], report: DeliveryReport) -> None:
+    """Mark these sent and renew the claim on the rest of the batch, so the sweep knows this worker is
+    alive. A crash before this leaves them claimed: the sweep sends them again after the lease (at most
+    DELIVERY_MARK_EVERY copies twice, each with the same Message-ID)."""
+    if not sent:
+        return
+    sent_at = timezone.now()
+    Message.objects.filter(pk__in=[m.pk for m in sent], claim=sent[0].claim).update(
+        status=Message.Status.SENT, sent_at=sent_at, claim=None, last_error=""
+    )
+    Message.objects.filter(claim=sent[0].claim, status=Message.Status.SENDING).update(claimed_at=sent_at)
+    report.sent += len(sent)
+    archive.archive_sent([message for message in sent if message.archive], sent_at=sent_at)
 
 
 def _record_failure(message: Message, exc: Exception, report: DeliveryReport) -> None:
@@ -145,10 +163,10 @@ def _record_failure(message: Message, exc: Exception, report: DeliveryReport) ->
 
 def due_for_sweep(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
     """Messages that should be on their way but are not: queued and due (a lost broker message, a retry
-    whose task was lost), or claimed by a worker that died long ago (acks_late redelivers its task, but
-    the claim would keep it from being sent)."""
+    whose task was lost), or claimed by a worker whose lease ran out (it died: a living worker renews its
+    claim every DELIVERY_MARK_EVERY messages)."""
     now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.DELIVERY_CLAIM_TIMEOUT_SECONDS)
+    stale = now - timedelta(seconds=settings.DELIVERY_CLAIM_LEASE_SECONDS)
     Message.objects.filter(status=Message.Status.SENDING, claimed_at__lt=stale).update(
         status=Message.Status.QUEUED, claim=None
     )

@@ -229,7 +229,14 @@ HELD_MAX_HOURS = env.int("HELD_MAX_HOURS", default=72)
 ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
 # A repeated Idempotency-Key returns the first answer for this long (then the key may be reused).
 IDEMPOTENCY_HOURS = env.int("IDEMPOTENCY_HOURS", default=24)
-DELIVERY_CLAIM_TIMEOUT_SECONDS = 600
+# A worker renews its claim on a batch every DELIVERY_MARK_EVERY messages; a claim not renewed for
+# this long belongs to a dead worker and the sweep (every minute) hands it to another. Longer than the
+# relay's timeout (30 s), so a slow but living worker keeps its batch.
+DELIVERY_CLAIM_LEASE_SECONDS = env.int("DELIVERY_CLAIM_LEASE_SECONDS", default=90)
+# Sent messages are recorded every this many: at most this many are sent twice after a worker is killed.
+DELIVERY_MARK_EVERY = env.int("DELIVERY_MARK_EVERY", default=10)
+# The right side of every Message-ID we give (<message id@this>), so a copy sent twice is recognisable.
+MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="")
 DELIVERY_SWEEP_GRACE_SECONDS = 60
 
 # Mail must come from a domain the account verified (or its master shares); else it is rejected "unsigned".
