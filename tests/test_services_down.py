@@ -4,10 +4,13 @@ leaves delivery to the periodic sweep. Neither may cost a request more than abou
 
 import json
 import logging
+import runpy
 import smtplib
 import socket
+import threading
 import time
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 import redis
@@ -21,7 +24,8 @@ from mailing.smtp import build_controller
 from tests.factories import PASSWORD, MasterFactory, MembershipFactory, subaccount_with_owner
 from tests.mailing.conftest import free_port
 
-# The tests' own cache gives up fast.
+SETTINGS_FILE = Path(__file__).resolve().parent.parent / "reseller" / "settings.py"
+# The tests' own cache gives up fast; the production values are tested from settings.py below.
 QUICK_TIMEOUTS = {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}
 
 
@@ -161,6 +165,34 @@ def test_smtp_never_shows_an_internal_error_with_the_cache_down(dead_cache, smtp
         client.login("shop", "md-wrong-key")
     assert refused.value.smtp_code == 535, refused.value
     assert b"Error" not in refused.value.smtp_error and b"127.0.0.1" not in refused.value.smtp_error
+
+
+def test_the_cache_configured_from_redis_url_gives_up_on_a_silent_redis_within_about_a_second(
+    silent_port, monkeypatch
+):
+    # given the settings a deployment gets from REDIS_URL, with Redis hung
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{silent_port}/0")
+    configured = runpy.run_path(str(SETTINGS_FILE))["CACHES"]["default"]
+    from django.core.cache.backends.redis import RedisCache
+
+    production_cache = RedisCache(configured["LOCATION"], {"OPTIONS": configured.get("OPTIONS", {})})
+    outcome: list = []
+
+    def read() -> None:
+        started = time.monotonic()
+        try:
+            production_cache.get("probe")
+        except Exception as exc:
+            outcome.append((type(exc).__name__, time.monotonic() - started))
+
+    # when a request reads the cache
+    reader = threading.Thread(target=read, daemon=True)  # without a timeout it would wait for ever
+    reader.start()
+    reader.join(timeout=3)
+    # then it gets an error (the rate limits fail open on it) within about the op timeout
+    assert not reader.is_alive(), "the cache read was still waiting after 3 s: no socket timeout"
+    ((error, seconds),) = outcome
+    assert seconds < 1.5, (error, seconds)
 
 
 # --- django-allauth's own rate limits ------------------------------------------------------------------
