@@ -216,8 +216,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 2 * 3600,
     "socket_timeout": 2,
-    "socket_connect_timeout": 2,
+    "socket_connect_timeout": 0.5,
+    # Connecting to publish: one immediate retry, then give up (kombu's default retries for
+    # CELERY_BROKER_CONNECTION_TIMEOUT, 2 s apart, which held an accept for 6 s with the broker down).
+    # A worker's own connection retries by CELERY_BROKER_CONNECTION_MAX_RETRIES, not by these.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
 }
+CELERY_BROKER_CONNECTION_TIMEOUT = 1  # seconds a publish may spend connecting, retries included
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 # Publishing never blocks a request for long: an accepted message stays queued in the database and the

@@ -21,6 +21,7 @@ from accounts.models import Membership
 from mailing.keys import create_api_key
 from mailing.models import Message
 from mailing.smtp import build_controller
+from reseller.celery import app as celery_app
 from tests.factories import PASSWORD, MasterFactory, MembershipFactory, subaccount_with_owner
 from tests.mailing.conftest import free_port
 
@@ -208,3 +209,41 @@ def test_logging_in_with_the_cache_down(dead_cache, client, db):
     user = MembershipFactory().user
     response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
     assert response.status_code == 302
+
+
+# --- the broker --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dead_broker(refused_port):
+    """Celery publishing to a broker where nothing listens. The app keeps its connection and producer
+    pools once made, so it lets go of them around the change, as Celery itself does after a fork (kombu
+    keeps one pool per broker address, so the live broker's pool is found again afterwards)."""
+    conf = celery_app.conf
+    previous = conf.broker_url
+
+    def drop_pools() -> None:
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    drop_pools()
+    conf.broker_url = f"redis://127.0.0.1:{refused_port}/0"
+    yield
+    drop_pools()
+    conf.broker_url = previous
+
+
+@pytest.mark.real_celery  # publish for real, not eagerly
+@pytest.mark.django_db(transaction=True)  # so the accept's after-commit enqueue runs inside the request
+def test_with_the_broker_down_an_api_send_is_answered_at_once_and_stored_queued(
+    dead_broker, client, sender, caplog
+):
+    _sub, key = sender
+    started = time.monotonic()
+    response = _api_send(client, key)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.content
+    assert response.json()[0]["status"] == "queued"
+    assert elapsed < 2.0, f"the send was answered after {elapsed:.1f} s"
+    assert Message.objects.get().status == Message.Status.QUEUED  # the sweep will enqueue it
+    assert "the sweep will deliver them" in caplog.text
