@@ -6,6 +6,8 @@ from urllib.parse import quote
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import render
 from django.urls import reverse
 
 
@@ -16,6 +18,11 @@ class AccountAdapter(DefaultAccountAdapter):
     def get_reset_password_from_key_url(self, key: str) -> str:
         path = reverse("account_reset_password_from_key", kwargs={"uidb36": "UID", "key": "KEY"})
         return settings.SITE_URL + path.replace("UID-KEY", quote(key))
+
+    def respond_password_reset_link_used(self) -> HttpResponse:
+        """The answer to a post of a reset link that another post consumed a moment earlier: the page
+        allauth shows for any used or expired link (see accounts.forms.ResetPasswordKeyForm)."""
+        return render(self.request, "account/password_reset_from_key.html", {"token_fail": True})
 
     def set_password(self, user, password: str) -> None:
         # Every allauth flow that sets a password comes through here: refuse it for a visiting agency.

@@ -1,7 +1,11 @@
+from allauth.account import forms as allauth_forms
+from allauth.account.adapter import get_adapter
+from allauth.core.exceptions import ImmediateHttpResponse
 from django import forms
 from django.core.validators import RegexValidator
+from django.db import transaction
 
-from .models import Account
+from .models import Account, User
 from .validation import (
     EMAIL_MAX_LENGTH,
     MAX_LIMIT,
@@ -135,3 +139,23 @@ class AlertThresholdsForm(forms.Form):
         label="Alert at these percentages of the monthly limit",
         help_text="Comma-separated, e.g. 80, 95. An alert at 100 % is always sent.",
     )
+
+
+class ResetPasswordKeyForm(allauth_forms.ResetPasswordKeyForm):
+    """allauth's "choose a new password" form behind a reset link, made single use under concurrency.
+
+    allauth checks the link when the view is dispatched and sets the password later, after validating
+    it, so every post of one link that arrives in that window passes the check and sets its own
+    password. Here the user's row is locked and the link checked again just before the password is set:
+    the token hashes the password (and the last login), so once one post has set it the others find it
+    invalid and are shown allauth's "link no longer works" page, from the adapter."""
+
+    def save(self) -> None:
+        if self.temp_key is None:  # the reset-by-code flow shares this form; it holds no link to consume
+            super().save()
+            return
+        with transaction.atomic():
+            self.user.refresh_from_db(from_queryset=User.objects.select_for_update())
+            if not allauth_forms.UserTokenForm.token_generator.check_token(self.user, self.temp_key):
+                raise ImmediateHttpResponse(get_adapter().respond_password_reset_link_used())
+            super().save()

@@ -109,7 +109,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # The cache only holds rate-limit counters, which fail open: a dead or hung Redis must cost a request
+    # a fraction of a second, not hang it (redis-py waits for ever by default).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -131,6 +139,8 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+# The reset link is consumed under a row lock, so simultaneous posts of one link set the password once.
+ACCOUNT_FORMS = {"reset_password_from_key": "accounts.forms.ResetPasswordKeyForm"}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -206,8 +216,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 2 * 3600,
     "socket_timeout": 2,
-    "socket_connect_timeout": 2,
+    "socket_connect_timeout": 0.5,
+    # Connecting to publish: one immediate retry, then give up (kombu's default retries for
+    # CELERY_BROKER_CONNECTION_TIMEOUT, 2 s apart, which held an accept for 6 s with the broker down).
+    # A worker's own connection retries by CELERY_BROKER_CONNECTION_MAX_RETRIES, not by these.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
 }
+CELERY_BROKER_CONNECTION_TIMEOUT = 1  # seconds a publish may spend connecting, retries included
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 # Publishing never blocks a request for long: an accepted message stays queued in the database and the
