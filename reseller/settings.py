@@ -113,7 +113,8 @@ if REDIS_URL:
     # a fraction of a second, not hang it (redis-py waits for ever by default).
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Rate-limit counters only: when Redis is down the limits open (reseller/cache.py).
+            "BACKEND": "reseller.cache.FailOpenRedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
         }

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.core.cache import cache
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from accounts import ratelimit
 from accounts.models import Membership
 from mailing.keys import create_api_key
 from mailing.models import Message
 from mailing.smtp import build_controller
+from reseller import cache as reseller_cache
 from reseller.celery import app as celery_app
 from tests.factories import PASSWORD, MasterFactory, MembershipFactory, subaccount_with_owner
 from tests.mailing.conftest import free_port
@@ -45,23 +47,34 @@ def silent_port():
         yield listener.getsockname()[1]
 
 
-def _use_redis_cache_at(settings, port: int) -> None:
+def _use_redis_cache_at(
+    settings, port: int, backend: str = "django.core.cache.backends.redis.RedisCache"
+) -> None:
     # Changing CACHES makes Django (django.test.signals.clear_cache_handlers) close the open cache
     # connections and rebuild `caches` from the new setting, for every thread; the settings fixture
     # restores the real cache the same way afterwards.
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": backend,
             "LOCATION": f"redis://127.0.0.1:{port}/0",
             "OPTIONS": QUICK_TIMEOUTS,
         }
     }
     with pytest.raises(Exception):  # noqa: B017 - any error will do: the rig must really be dead
-        cache.get("probe")
+        redis.Redis(
+            port=port, socket_connect_timeout=0.2, socket_timeout=0.2, retry=Retry(NoBackoff(), 0)
+        ).ping()
 
 
 @pytest.fixture
 def dead_cache(settings, refused_port):
+    """The cache as configured (reseller.cache.FailOpenRedisCache), where nothing listens."""
+    _use_redis_cache_at(settings, refused_port, backend="reseller.cache.FailOpenRedisCache")
+
+
+@pytest.fixture
+def dead_plain_cache(settings, refused_port):
+    """Django's own Redis cache, which raises: the rate limits' own guard must still fail open."""
     _use_redis_cache_at(settings, refused_port)
 
 
@@ -105,13 +118,26 @@ def test_rate_limits_fail_open_within_the_cache_timeouts(request, settings, fail
 
 
 def test_a_dead_cache_is_logged_once_per_interval_not_once_per_check(dead_cache, caplog, monkeypatch):
-    monkeypatch.setattr(ratelimit, "_next_warning_at", 0.0)  # as in a process that has not warned yet
-    with caplog.at_level(logging.WARNING, logger="accounts.ratelimit"):
+    monkeypatch.setattr(reseller_cache, "_next_warning_at", 0.0)  # as in a process that has not warned yet
+    with caplog.at_level(logging.WARNING, logger="reseller.cache"):
         for _ in range(20):
             ratelimit.hit("api-key:1", limit=5, window_seconds=60)
-    (warning,) = [record for record in caplog.records if record.name == "accounts.ratelimit"]
+    (warning,) = [record for record in caplog.records if record.name == "reseller.cache"]
     assert warning.levelno == logging.WARNING
     assert "rate limits are open" in warning.getMessage()
+
+
+def test_the_rate_limits_fail_open_with_any_backend(dead_plain_cache):
+    failures_before = ratelimit.cache_failures()
+    assert ratelimit.hit("api-key:1", limit=0, window_seconds=60)
+    assert not ratelimit.exceeded("api-key:1", limit=0, window_seconds=60)
+    assert ratelimit.cache_failures() == failures_before + 2
+
+
+def test_the_configured_cache_is_the_fail_open_one(settings):
+    if not settings.REDIS_URL:
+        pytest.skip("no REDIS_URL: the embedded set-up uses a local-memory cache, which cannot fail")
+    assert settings.CACHES["default"]["BACKEND"] == "reseller.cache.FailOpenRedisCache"
 
 
 def test_a_working_cache_still_limits():
@@ -199,12 +225,6 @@ def test_the_cache_configured_from_redis_url_gives_up_on_a_silent_redis_within_a
 # --- django-allauth's own rate limits ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=redis.exceptions.ConnectionError,
-    reason="allauth's rate limits read the cache unguarded (its login view's `login` limit, before any "
-    "adapter hook): with the cache down, logging in is a server error. See docs/architecture.md.",
-)
 def test_logging_in_with_the_cache_down(dead_cache, client, db):
     user = MembershipFactory().user
     response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
