@@ -4,10 +4,15 @@ mailer, with retries. Nothing is sent inside a request or a transaction."""
 
 from __future__ import annotations
 
+import logging
+
+from django.core.mail import mailers
 from django.core.mail.backends.base import BaseEmailBackend
 
 from .product_email import serialize_email
 from .tasks import send_product_email
+
+logger = logging.getLogger(__name__)
 
 
 class CeleryEmailBackend(BaseEmailBackend):
@@ -16,6 +21,10 @@ class CeleryEmailBackend(BaseEmailBackend):
         for message in email_messages:
             if not message.recipients():
                 continue
-            send_product_email.delay(serialize_email(message))
+            try:
+                send_product_email.delay(serialize_email(message))
+            except Exception:  # the broker's errors vary by transport: an invite must not be lost with it
+                logger.warning("Broker unreachable: sending %r directly", message.subject, exc_info=True)
+                mailers["delivery"].send_messages([message])
             count += 1
         return count

@@ -267,3 +267,14 @@ def test_with_the_broker_down_an_api_send_is_answered_at_once_and_stored_queued(
     assert elapsed < 2.0, f"the send was answered after {elapsed:.1f} s"
     assert Message.objects.get().status == Message.Status.QUEUED  # the sweep will enqueue it
     assert "the sweep will deliver them" in caplog.text
+
+
+@pytest.mark.real_celery  # publish for real, not eagerly
+def test_with_the_broker_down_a_product_email_is_sent_directly_not_lost(dead_broker, mailoutbox):
+    from django.core.mail import EmailMessage
+
+    from mailing.email_backend import CeleryEmailBackend
+
+    invite = EmailMessage("Your invite", "Set your password", "no-reply@reseller.test", ["owner@acme.test"])
+    assert CeleryEmailBackend(alias="default").send_messages([invite]) == 1
+    assert [message.to for message in mailoutbox] == [["owner@acme.test"]]
