@@ -153,3 +153,35 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_recovers_in_one_lease(
     with capsys.disabled():
         print(f"\n[fault drill] killed mid-batch: {MESSAGES} delivered, {duplicates} twice, "
               f"recovered {recovered_in:.1f} s after the kill (lease {LEASE_SECONDS} s)")  # fmt: skip
+
+
+@pytest.fixture
+def exhausted_database():
+    """The database refuses every new connection, as PostgreSQL does when its connections run out: a
+    role with a connection limit of 0 gets the same refusal ("too many connections") at once."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP ROLE IF EXISTS drill_no_connections")
+        cursor.execute("CREATE ROLE drill_no_connections LOGIN CONNECTION LIMIT 0")
+    user = connection.settings_dict["USER"]
+    connection.close()
+    connection.settings_dict["USER"] = "drill_no_connections"
+    yield
+    connection.close()
+    connection.settings_dict["USER"] = user
+    with connection.cursor() as cursor:
+        cursor.execute("DROP ROLE IF EXISTS drill_no_connections")
+
+
+def test_with_database_connections_exhausted_the_api_answers_a_quick_general_error(
+    client, exhausted_database
+):
+    started = time.monotonic()
+    response = client.post(
+        "/api/1.0/users/ping.json", '{"key": "md-anything"}', content_type="application/json"
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["name"] == "GeneralError" and "try again" in body["message"].lower()
+    assert "drill_no_connections" not in response.content.decode() and "connection" not in body["message"]
+    assert elapsed < 2.0
