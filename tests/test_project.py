@@ -52,3 +52,29 @@ def test_production_refuses_to_start_without_its_settings(missing):
     assert result.returncode != 0
     assert f"set {missing} in the environment" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_production_logs_are_json_lines_with_the_exception():
+    import json
+    import logging
+    import sys
+
+    from reseller.log_format import JsonFormatter
+
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.getLogger("mailing.delivery").makeRecord(
+            "mailing.delivery",
+            logging.ERROR,
+            __file__,
+            1,
+            "Message %s failed",
+            ("abc",),
+            sys.exc_info(),
+            extra={"account": "acme"},
+        )
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["level"] == "ERROR" and entry["logger"] == "mailing.delivery"
+    assert entry["message"] == "Message abc failed" and entry["account"] == "acme"
+    assert "ValueError: boom" in entry["exception"] and entry["time"].endswith("+00:00")
