@@ -52,3 +52,14 @@ def test_production_refuses_to_start_without_its_settings(missing):
     assert result.returncode != 0
     assert f"set {missing} in the environment" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_production_serves_the_liveness_probe_over_plain_http():
+    # A load balancer probes the process itself, over HTTP; every other page is redirected to HTTPS.
+    script = (
+        "from django.test import Client; c = Client(HTTP_HOST='mail.example.com'); "
+        "print(c.get('/healthz').status_code, c.get('/accounts/login/').status_code)"
+    )
+    result = _manage("shell", "--no-imports", "-c", script, env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == ["200", "301"]
