@@ -245,6 +245,10 @@ SMTP_MAX_CONNECTIONS_PER_IP = env.int("SMTP_MAX_CONNECTIONS_PER_IP", default=20)
 SMTP_FAILED_AUTH_PER_MINUTE = env.int("SMTP_FAILED_AUTH_PER_MINUTE", default=10)
 SMTP_WORKER_THREADS = env.int("SMTP_WORKER_THREADS", default=8)
 
+# --- Operations ------------------------------------------------------------------------------------
+# /metrics answers only to "Authorization: Bearer <METRICS_TOKEN>"; unset, it does not exist (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- Front end -------------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -287,8 +291,10 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    # Load balancers and orchestrators probe each process over plain HTTP (reseller/health.py).
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Load balancers, orchestrators and Prometheus reach each process directly, over plain HTTP on the
+    # private network (reseller/health.py, reseller/metrics.py). A redirect would not protect the
+    # metrics token: a client that sent it over HTTP has already sent it.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)

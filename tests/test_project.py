@@ -54,12 +54,12 @@ def test_production_refuses_to_start_without_its_settings(missing):
     assert "Traceback" not in result.stderr
 
 
-def test_production_serves_the_liveness_probe_over_plain_http():
-    # A load balancer probes the process itself, over HTTP; every other page is redirected to HTTPS.
+def test_production_answers_probes_and_scrapes_over_plain_http():
+    # A load balancer and Prometheus reach the process itself, over HTTP; every page is redirected to HTTPS.
     script = (
         "from django.test import Client; c = Client(HTTP_HOST='mail.example.com'); "
-        "print(c.get('/healthz').status_code, c.get('/accounts/login/').status_code)"
+        "print(*(c.get(path).status_code for path in ('/healthz', '/metrics', '/accounts/login/')))"
     )
-    result = _manage("shell", "--no-imports", "-c", script, env=PRODUCTION_ENV)
+    result = _manage("shell", "--no-imports", "-c", script, env={**PRODUCTION_ENV, "METRICS_TOKEN": "t" * 32})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.split() == ["200", "301"]
+    assert result.stdout.split() == ["200", "401", "301"]  # /metrics: reached, and asks for the token
