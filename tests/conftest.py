@@ -1,4 +1,5 @@
 import os
+import socket
 
 import pytest
 from django.conf import settings
@@ -60,3 +61,18 @@ def _celery_eager_and_fresh_cache(request):
     cache.clear()
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def dead_cache(settings):
+    """The cache is a Redis that is not there: a loopback port that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }

@@ -67,13 +67,24 @@ def test_production_answers_probes_and_scrapes_over_plain_http():
 
 
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/reseller"
-SIZING_VARIABLES = {"CONN_MAX_AGE", "DATABASE_POOL", "DATABASE_POOL_MIN", "DATABASE_POOL_MAX",
-                    "GUNICORN_THREADS", "WEB_CONCURRENCY", "SMTP_WORKER_THREADS"}  # fmt: skip
+# Variables of this machine's environment that would change what the settings below are tested for.
+SIZING_VARIABLES = {
+    "REDIS_URL",
+    "CACHE_TIMEOUT",
+    "CACHE_CONNECT_TIMEOUT",
+    "CONN_MAX_AGE",
+    "DATABASE_POOL",
+    "DATABASE_POOL_MIN",
+    "DATABASE_POOL_MAX",
+    "GUNICORN_THREADS",
+    "WEB_CONCURRENCY",
+    "SMTP_WORKER_THREADS",
+}
 
 
-def _database_settings(env: dict[str, str]) -> dict:
-    """The default database's settings as a process started with `env` (and nothing else) sees them."""
-    script = "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default']))"
+def _setting(env: dict[str, str], setting: str = "DATABASES['default']") -> dict:
+    """A setting (the default database's, unless told) as a process started with `env` sees it."""
+    script = f"import json; from django.conf import settings; print(json.dumps(settings.{setting}))"
     clean_env = {k: v for k, v in os.environ.items() if k not in SIZING_VARIABLES}
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
@@ -90,19 +101,19 @@ def _database_settings(env: dict[str, str]) -> dict:
 def test_development_on_postgresql_closes_each_connection_after_its_request():
     # runserver starts a thread per request: a kept connection outlives its thread, and 120 requests
     # would hold 120 connections (PostgreSQL's default max_connections is 100).
-    database = _database_settings({"DATABASE_URL": POSTGRES_URL})
+    database = _setting({"DATABASE_URL": POSTGRES_URL})
     assert database["CONN_MAX_AGE"] == 0
     assert "pool" not in database["OPTIONS"]
     assert database["OPTIONS"]["connect_timeout"] > 0  # a black-holed server fails a request, not hangs it
 
 
 def test_development_keeps_connections_when_asked_to():
-    database = _database_settings({"DATABASE_URL": POSTGRES_URL, "CONN_MAX_AGE": "600"})
+    database = _setting({"DATABASE_URL": POSTGRES_URL, "CONN_MAX_AGE": "600"})
     assert database["CONN_MAX_AGE"] == 600
 
 
 def test_production_sizes_each_process_pool_from_its_threads():
-    database = _database_settings({**PRODUCTION_ENV, "GUNICORN_THREADS": "12", "WEB_CONCURRENCY": "3"})
+    database = _setting({**PRODUCTION_ENV, "GUNICORN_THREADS": "12", "WEB_CONCURRENCY": "3"})
     pool = database["OPTIONS"]["pool"]
     assert pool["max_size"] == 12  # one per thread: a thread holds one connection at a time
     assert pool["min_size"] <= pool["max_size"]
@@ -110,10 +121,17 @@ def test_production_sizes_each_process_pool_from_its_threads():
 
 
 def test_production_pool_also_fits_the_smtp_server_threads_and_a_single_thread():
-    database = _database_settings({**PRODUCTION_ENV, "GUNICORN_THREADS": "1", "SMTP_WORKER_THREADS": "6"})
+    database = _setting({**PRODUCTION_ENV, "GUNICORN_THREADS": "1", "SMTP_WORKER_THREADS": "6"})
     assert database["OPTIONS"]["pool"]["max_size"] == 6
-    database = _database_settings({**PRODUCTION_ENV, "GUNICORN_THREADS": "1", "SMTP_WORKER_THREADS": "1"})
+    database = _setting({**PRODUCTION_ENV, "GUNICORN_THREADS": "1", "SMTP_WORKER_THREADS": "1"})
     assert database["OPTIONS"]["pool"] == {**database["OPTIONS"]["pool"], "min_size": 1, "max_size": 1}
+
+
+def test_a_hung_redis_cache_costs_a_request_about_a_second():
+    cache = _setting({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "CACHES['default']")
+    assert cache["BACKEND"].endswith("RedisCache")
+    assert 0 < cache["OPTIONS"]["socket_connect_timeout"] <= 2
+    assert 0 < cache["OPTIONS"]["socket_timeout"] <= 2
 
 
 def test_gunicorn_runs_the_threads_the_pool_was_sized_for():
