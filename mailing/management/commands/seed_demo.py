@@ -5,7 +5,8 @@ changes nothing and prints the same logins. (It lives in mailing because it seed
 from datetime import timedelta
 
 from allauth.account.models import EmailAddress
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -17,7 +18,7 @@ from accounts.selectors import hour_start, month_start
 from mailing.keys import hash_secret
 from mailing.models import ApiKey, ArchivedMessage, Message, SenderDomain
 
-PASSWORD = "demo-pass-2026"
+PASSWORD = "demo-pass-2026"  # nosec B105: the demo's published password; the command refuses production
 OPERATOR = "operator@reseller.test"
 MASTER = {
     "public_id": "northwind",
@@ -148,7 +149,7 @@ def _seed_domains(master: Account, now) -> None:
     for account in [master, *Account.objects.subaccounts_of(master)]:
         SenderDomain.objects.get_or_create(
             account=account, domain=f"{account.public_id}.example",
-            defaults={"token": "demo", "verified_at": now, "share_with_all_subaccounts": account.is_master},
+            defaults={"token": "demo", "verified_at": now, "share_with_all_subaccounts": account.is_master},  # nosec B105: DNS token
         )  # fmt: skip
 
 
@@ -194,6 +195,11 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
+        if settings.PRODUCTION:
+            # The demo's superuser password and API key are public: never in a real deployment.
+            raise CommandError(
+                "seed_demo makes accounts with published passwords: not with DJANGO_ENV=production."
+            )
         _user(OPERATOR, password=PASSWORD, is_staff=True, is_superuser=True)
         master = _master(MASTER)
         for email, role in STAFF:
