@@ -141,8 +141,9 @@ def time_delivery() -> Iterator[None]:
 
 class QueueCollector:
     """The mail waiting for delivery, read at scrape time: how many messages are queued and being sent,
-    and how long ago the oldest queued one was accepted. One query over the pending messages' partial
-    index; held mail (paused accounts) is not waiting on us and is left out."""
+    how long ago the oldest queued one was accepted, and how late the most overdue one is (a message
+    waiting out a retry backoff is not late). One query over the pending messages' partial index; held
+    mail (paused accounts) is not waiting on us and is left out."""
 
     def describe(self):
         return []  # registering must not query the database
@@ -157,7 +158,7 @@ class QueueCollector:
             rows = list(
                 Message.objects.filter(status__in=waiting)
                 .values("status")
-                .annotate(count=Count("pk"), oldest=Min("created_at"))
+                .annotate(count=Count("pk"), oldest=Min("created_at"), first_due=Min("next_attempt_at"))
             )
         except DatabaseError:
             logger.warning("Could not read the mail queue for /metrics", exc_info=True)
@@ -169,13 +170,23 @@ class QueueCollector:
         for status in waiting:
             depth.add_metric([status], by_status.get(status, {}).get("count", 0))
         yield depth
-        oldest = by_status.get(Message.Status.QUEUED, {}).get("oldest")
-        age = max((timezone.now() - oldest).total_seconds(), 0.0) if oldest else 0.0
+        queued = by_status.get(Message.Status.QUEUED, {})
+        now = timezone.now()
         yield GaugeMetricFamily(
             "mail_oldest_queued_age_seconds",
             "Seconds since the oldest queued message was accepted (0 when none is queued).",
-            value=age,
+            value=_seconds_since(queued.get("oldest"), now),
         )
+        yield GaugeMetricFamily(
+            "mail_queued_overdue_seconds",
+            "Seconds since the earliest queued message was due to be sent; 0 when every queued message "
+            "is waiting out a retry backoff or none is queued.",
+            value=_seconds_since(queued.get("first_due"), now),
+        )
+
+
+def _seconds_since(moment, now) -> float:
+    return max((now - moment).total_seconds(), 0.0) if moment else 0.0
 
 
 # The process's own memory, CPU and file descriptors: meaningful only when one process is all there is.

@@ -30,6 +30,7 @@ METRIC_NAMES = [
     "delivery_seconds_bucket",
     "mail_queue_depth",
     "mail_oldest_queued_age_seconds",
+    "mail_queued_overdue_seconds",
 ]
 
 
@@ -53,14 +54,15 @@ def _value(name: str, **labels) -> float:
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def _message(account, status: str, *, age_seconds: int = 0) -> Message:
+def _message(account, status: str, *, age_seconds: int = 0, due_in_seconds: int | None = None) -> Message:
+    now = timezone.now()
     message = Message.objects.create(
         account=account, from_email="shop@example.test", to_email="a@example.test", status=status
     )
-    if age_seconds:
-        Message.objects.filter(pk=message.pk).update(
-            created_at=timezone.now() - timedelta(seconds=age_seconds)
-        )
+    Message.objects.filter(pk=message.pk).update(
+        created_at=now - timedelta(seconds=age_seconds),
+        next_attempt_at=now + timedelta(seconds=-age_seconds if due_in_seconds is None else due_in_seconds),
+    )
     return message
 
 
@@ -165,12 +167,28 @@ def test_the_queue_gauges_read_the_messages_waiting_with_one_query(client, token
 
 
 @pytest.mark.django_db
+def test_overdue_counts_only_mail_past_its_attempt_time(client, token):
+    # given a message waiting out a retry backoff (accepted long ago, due in ten minutes)
+    sub = SubaccountFactory()
+    _message(sub, Message.Status.QUEUED, age_seconds=3000, due_in_seconds=600)
+    samples = _scrape(client)
+    assert samples[("mail_queued_overdue_seconds", ())] == 0
+    assert samples[("mail_oldest_queued_age_seconds", ())] >= 3000
+    # when another should have left five minutes ago (a lost broker message, no worker)
+    _message(sub, Message.Status.QUEUED, age_seconds=300)
+    samples = _scrape(client)
+    # then
+    assert 300 <= samples[("mail_queued_overdue_seconds", ())] < 360
+
+
+@pytest.mark.django_db
 def test_the_queue_gauges_are_zero_when_nothing_waits(client, token):
     _message(SubaccountFactory(), Message.Status.SENT, age_seconds=3600)
     samples = _scrape(client)
     assert samples[("mail_queue_depth", (("status", "queued"),))] == 0
     assert samples[("mail_queue_depth", (("status", "sending"),))] == 0
     assert samples[("mail_oldest_queued_age_seconds", ())] == 0
+    assert samples[("mail_queued_overdue_seconds", ())] == 0
 
 
 @pytest.mark.django_db
