@@ -15,5 +15,4 @@ worker_class = "gthread"
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "30"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
