@@ -93,17 +93,30 @@ TEMPLATES = [
 
 # --- Data -----------------------------------------------------------------------------------------
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# Threads per web process (gunicorn's gthread workers, reseller/gunicorn.py) and per SMTP server process.
+GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=4)
+SMTP_WORKER_THREADS = env.int("SMTP_WORKER_THREADS", default=8)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    # An unreachable server fails the request after this many seconds instead of hanging it for minutes.
+    _options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
     if env.bool("DATABASE_POOL", default=PRODUCTION):
-        # psycopg 3's pool, per process: size it so workers x max_size stays under max_connections.
+        # psycopg 3's pool, one per process. A thread holds at most one connection at a time, so a
+        # process never needs more than it has threads: the pool is sized for the web process's
+        # GUNICORN_THREADS or the SMTP server's worker threads, whichever is more, and a process opens
+        # only what its threads use. docs/operations.md adds it up against max_connections.
+        _max = env.int("DATABASE_POOL_MAX", default=max(GUNICORN_THREADS, SMTP_WORKER_THREADS))
         DATABASES["default"]["CONN_MAX_AGE"] = 0
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": env.int("DATABASE_POOL_MIN", default=2),
-            "max_size": env.int("DATABASE_POOL_MAX", default=10),
+        _options["pool"] = {
+            "min_size": min(env.int("DATABASE_POOL_MIN", default=2), _max),
+            "max_size": _max,
             "timeout": 10,
         }
     else:
-        DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+        # Kept connections belong to threads that live long (gunicorn's, Celery's, the SMTP server's).
+        # runserver starts a thread per request, and a kept connection outlives its thread: in
+        # development each request closes its own, so a burst of requests cannot exhaust the server.
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60 if PRODUCTION else 0)
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default=None)
 
@@ -153,7 +166,8 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
-ACCOUNT_RATE_LIMITS = {"reset_password": "20/m/ip,5/m/key", "login_failed": "10/m/ip,5/300s/key"}
+# Rates, not a password: bandit's B105 sees only "password" in the key.
+ACCOUNT_RATE_LIMITS = {"reset_password": "20/m/ip,5/m/key", "login_failed": "10/m/ip,5/300s/key"}  # nosec B105
 
 # --- Log in as (django-hijack, with our own permission check) ---------------------------------------
 HIJACK_PERMISSION_CHECK = "accounts.impersonation.may_log_in_as"
@@ -275,7 +289,11 @@ SMTP_MAX_MESSAGE_BYTES = env.int("SMTP_MAX_MESSAGE_BYTES", default=25 * 1024 * 1
 SMTP_MAX_RECIPIENTS = env.int("SMTP_MAX_RECIPIENTS", default=100)
 SMTP_MAX_CONNECTIONS_PER_IP = env.int("SMTP_MAX_CONNECTIONS_PER_IP", default=20)
 SMTP_FAILED_AUTH_PER_MINUTE = env.int("SMTP_FAILED_AUTH_PER_MINUTE", default=10)
-SMTP_WORKER_THREADS = env.int("SMTP_WORKER_THREADS", default=8)
+# SMTP_WORKER_THREADS is set with the database, whose pool it sizes.
+
+# --- Operations ------------------------------------------------------------------------------------
+# /metrics answers only to "Authorization: Bearer <METRICS_TOKEN>"; unset, it does not exist (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Front end -------------------------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -319,6 +337,10 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Load balancers, orchestrators and Prometheus reach each process directly, over plain HTTP on the
+    # private network (reseller/health.py, reseller/metrics.py). A redirect would not protect the
+    # metrics token: a client that sent it over HTTP has already sent it.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)

@@ -3,11 +3,17 @@ from django.urls import include, path, re_path
 
 from accounts import views as account_views
 from mailing.api import endpoint as api
+from reseller import health, metrics
 
 admin.site.site_header = "Reseller Dashboard — operators"
 admin.site.site_title = "Reseller Dashboard admin"
 
 urlpatterns = [
+    # For load balancers and orchestrators: no login, no session (reseller/health.py).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    # For Prometheus, behind a bearer token (reseller/metrics.py).
+    path("metrics", metrics.scrape, name="metrics"),
     path("", account_views.home, name="home"),
     path("", include("accounts.urls")),
     path("", include("mailing.urls")),

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -142,6 +142,15 @@ def test_createapikey_prints_the_key_last(capsys):
     call_command("createapikey", owner.email, "--label", "CLI")
     key = capsys.readouterr().out.strip().splitlines()[-1]
     assert key.startswith("md-") and ApiKey.objects.get(account=sub).prefix == key[:10]
+
+
+def test_seed_demo_refuses_to_run_in_production(settings):
+    # its superuser's password and its API key are published in the README and printed by `make run`
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="production"):
+        call_command("seed_demo")
+    assert not Account.objects.exists()
+    assert not ApiKey.objects.exists()
 
 
 def test_seed_demo_is_idempotent(capsys):

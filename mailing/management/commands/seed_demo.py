@@ -5,7 +5,8 @@ changes nothing and prints the same logins. (It lives in mailing because it seed
 from datetime import timedelta
 
 from allauth.account.models import EmailAddress
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -17,7 +18,8 @@ from accounts.quota import hour_start, month_start
 from accounts.tokens import hash_secret
 from mailing.models import ApiKey, ArchivedMessage, Message, SenderDomain
 
-PASSWORD = "demo-pass-2026"
+# The demo's published password (the command refuses production).
+PASSWORD = "demo-pass-2026"  # nosec B105
 OPERATOR = "operator@reseller.test"
 MASTER = {
     "public_id": "northwind",
@@ -144,11 +146,12 @@ def _seed_messages(master: Account, now) -> None:
 
 
 def _seed_domains(master: Account, now) -> None:
-    """Verified sending domains: each subaccount's own, and the agency's shared with all of them."""
+    """Verified sending domains: each subaccount's own, and the agency's shared with all of them.
+    ("demo" is the DNS record's token, not a secret: bandit's B105 is marked on that line.)"""
     for account in [master, *Account.objects.subaccounts_of(master)]:
         SenderDomain.objects.get_or_create(
             account=account, domain=f"{account.public_id}.example",
-            defaults={"token": "demo", "verified_at": now, "share_with_all_subaccounts": account.is_master},
+            defaults={"token": "demo", "verified_at": now, "share_with_all_subaccounts": account.is_master},  # nosec B105
         )  # fmt: skip
 
 
@@ -194,6 +197,11 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
+        if settings.PRODUCTION:
+            # The demo's superuser password and API key are public: never in a real deployment.
+            raise CommandError(
+                "seed_demo makes accounts with published passwords: not with DJANGO_ENV=production."
+            )
         _user(OPERATOR, password=PASSWORD, is_staff=True, is_superuser=True)
         master = _master(MASTER)
         for email, role in STAFF:
