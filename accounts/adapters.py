@@ -22,7 +22,7 @@ class AccountAdapter(DefaultAccountAdapter):
     def respond_password_reset_link_used(self) -> HttpResponse:
         """The answer to a post of a reset link that another post consumed a moment earlier: the page
         allauth shows for any used or expired link (see accounts.forms.ResetPasswordKeyForm)."""
-        return render(self.request, "account/password_reset_from_key.html", {"token_fail": True})
+        return render(self.request, "account/password_reset_from_key.html", {"token_fail": True})  # nosec B105 - a template flag, not a password
 
     def set_password(self, user, password: str) -> None:
         # Every allauth flow that sets a password comes through here: refuse it for a visiting agency.

@@ -118,7 +118,8 @@ def count_outcome(*, account: Account, outcome: str, n: int, now: datetime | Non
     (they never count message rows). Runs outside the refused send's transaction."""
     if n <= 0:
         return
-    assert outcome in ("rejected", "failed")
+    if outcome not in ("rejected", "failed"):
+        raise ValueError(f"Usage counts rejected or failed emails, not {outcome!r}.")
     start = hour_start(now)
     row = {
         "account": account,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.db.models import (
     BooleanField,
     Count,
@@ -74,7 +75,7 @@ def subaccounts_for_master(
     # Django marks an unusable password with a leading "!": an owner with a real one has accepted.
     owner_has_password = Membership.objects.filter(
         account=OuterRef("pk"), role=Membership.Role.OWNER
-    ).exclude(user__password__startswith="!")
+    ).exclude(user__password__startswith=UNUSABLE_PASSWORD_PREFIX)
     pending_invite = Invitation.objects.filter(
         account=OuterRef("pk"),
         accepted_at__isnull=True,
