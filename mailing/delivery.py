@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.quota import count_outcome
+from reseller import metrics
 
 from . import archive
 from .models import Message
@@ -94,6 +95,11 @@ def backoff_seconds(attempts: int) -> int:
 
 def deliver(message_ids: list[int], *, now: datetime | None = None) -> DeliveryReport:
     """Claim and send; every claimed message ends this call sent, queued for a retry, or failed."""
+    with metrics.time_delivery():
+        return _deliver(message_ids, now=now)
+
+
+def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
     report = DeliveryReport()
     messages = claim(message_ids, now=now)
     if not messages:
@@ -135,6 +141,7 @@ def _record_sent(sent: list[Message], report: DeliveryReport) -> None:
     )
     Message.objects.filter(claim=sent[0].claim, status=Message.Status.SENDING).update(claimed_at=sent_at)
     report.sent += len(sent)
+    metrics.record_delivered(len(sent))
     archive.archive_sent([message for message in sent if message.archive], sent_at=sent_at)
 
 
@@ -144,6 +151,7 @@ def _record_failure(message: Message, exc: Exception, report: DeliveryReport) ->
     if is_permanent(exc) or message.attempts >= MAX_ATTEMPTS:
         if claimed.update(status=Message.Status.FAILED, claim=None, last_error=error):
             count_outcome(account=message.account, outcome="failed", n=1)
+            metrics.record_failed("refused" if is_permanent(exc) else "too-many-attempts")
         report.failed += 1
         logger.info("Message %s failed for good: %s", message.public_id, error)
         return

@@ -23,6 +23,7 @@ from accounts import alerts
 from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, UnknownSubaccount, ValidationError
 from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
+from reseller import metrics
 
 from . import idempotency
 from .checks import check_identity, check_storable, is_valid_address
@@ -80,6 +81,26 @@ def accept_messages(
     stores nothing (mailing/idempotency.py). Raises AccountClosed for a closed account, ValidationError
     for a message whose identity is not one address and one name or whose text cannot be stored, or a
     key reused for another message."""
+    with metrics.time_accept():
+        results = _accept(account=account, message=message, idempotency_key=idempotency_key, now=now)
+    _count(results)
+    return results
+
+
+def _count(results: list[RecipientResult]) -> None:
+    accepted = sum(1 for result in results if result.status in ("queued", "sent"))
+    if accepted:
+        metrics.record_accepted(accepted)
+    for result in results:
+        if result.status == "rejected":
+            metrics.record_rejected(result.reject_reason or "rejected")
+        elif result.status == "invalid":
+            metrics.record_rejected("invalid")
+
+
+def _accept(
+    *, account: Account, message: OutgoingMessage, idempotency_key: str | None, now: datetime | None
+) -> list[RecipientResult]:
     check_identity(message)
     check_storable(message)
     now = now or timezone.now()

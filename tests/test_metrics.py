@@ -218,3 +218,24 @@ def test_a_database_outage_drops_the_queue_gauges_but_not_the_counters(client, t
     body = response.content.decode()
     assert "mail_accepted_total" in body
     assert "mail_queue_depth" not in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_accept_path_and_delivery_move_the_counters(smtp_sink):
+    from mailing.outgoing import OutgoingMessage, Recipient
+    from mailing.sending import accept_messages
+    from reseller.metrics import REGISTRY
+    from tests.factories import SubaccountFactory
+
+    def value(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0
+
+    before = (value("mail_accepted_total"), value("mail_rejected_total", reason="invalid"),
+              value("mail_delivered_total"), value("accept_seconds_count"))  # fmt: skip
+    message = OutgoingMessage(
+        from_email="shop@example.test", text="hi", recipients=[Recipient("a@example.test"), Recipient("nope")]
+    )
+    accept_messages(account=SubaccountFactory(), message=message)
+    after = (value("mail_accepted_total"), value("mail_rejected_total", reason="invalid"),
+             value("mail_delivered_total"), value("accept_seconds_count"))  # fmt: skip
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1, 1]
