@@ -48,6 +48,10 @@ class FailOpenRedisCache(RedisCache):
     """Django's Redis cache, but a Redis error reads as a miss, a write as done, a lock as taken: every
     limit built on it (allauth's `cache.add` lock included) lets the request through."""
 
+    def check(self) -> None:
+        """A write that raises when Redis errs: for /readyz, which must see the outage we hide."""
+        super().set("health:readyz", "ok", 10)
+
     def add(self, key, value, timeout=None, version=None):
         try:
             return super().add(key, value, timeout, version)

@@ -20,12 +20,12 @@ def _dead_redis_url() -> tuple[str, int]:
     return f"redis://127.0.0.1:{port}/0", port
 
 
-def _redis_cache(location: str) -> dict:
+def _redis_cache(location: str, backend: str = "django.core.cache.backends.redis.RedisCache") -> dict:
     # the client's own timeouts only bound the test if the probe's deadline were broken
     options = {"socket_connect_timeout": 5, "socket_timeout": 5}
     return {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": backend,
             "LOCATION": location,
             "OPTIONS": options,
         }
@@ -106,9 +106,12 @@ def test_readyz_is_ok_when_database_cache_and_broker_answer(client):
 
 
 @pytest.mark.django_db
-def test_readyz_names_a_dead_cache_quickly_and_nothing_else(client, settings):
+@pytest.mark.parametrize(
+    "backend", ["django.core.cache.backends.redis.RedisCache", "reseller.cache.FailOpenRedisCache"]
+)
+def test_readyz_names_a_dead_cache_quickly_and_nothing_else(client, settings, backend):
     url, port = _dead_redis_url()
-    settings.CACHES = _redis_cache(url)
+    settings.CACHES = _redis_cache(url, backend)
     started = time.monotonic()
     response = client.get("/readyz")
     elapsed = time.monotonic() - started
