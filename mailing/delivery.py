@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import smtplib
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -112,34 +113,44 @@ def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
             _record_failure(message, exc, report)
         return report
     sent: list[Message] = []  # sent, not yet recorded
+    renewed_at = time.monotonic()
     try:
         for message in messages:
             try:
                 connection.send_messages([build_email(message)])
             except Exception as exc:
                 _record_failure(message, exc, report)
-                continue
-            sent.append(message)
-            if len(sent) >= settings.DELIVERY_MARK_EVERY:
+            else:
+                sent.append(message)
+            # Record (and so renew the claim) every few messages, and well within the lease even when a
+            # slow relay makes each message take long: the sweep must never take a living worker's batch.
+            if len(sent) >= settings.DELIVERY_MARK_EVERY or time.monotonic() - renewed_at > _renew_after():
                 _record_sent(sent, report)
-                sent = []
+                _renew_claim(messages[0].claim)
+                sent, renewed_at = [], time.monotonic()
     finally:
         connection.close()
         _record_sent(sent, report)
     return report
 
 
+def _renew_after() -> float:
+    return settings.DELIVERY_CLAIM_LEASE_SECONDS / 3
+
+
+def _renew_claim(token) -> None:
+    Message.objects.filter(claim=token, status=Message.Status.SENDING).update(claimed_at=timezone.now())
+
+
 def _record_sent(sent: list[Message], report: DeliveryReport) -> None:
-    """Mark these sent and renew the claim on the rest of the batch, so the sweep knows this worker is
-    alive. A crash before this leaves them claimed: the sweep sends them again after the lease (at most
-    DELIVERY_MARK_EVERY copies twice, each with the same Message-ID)."""
+    """Mark these sent. A crash before this leaves them claimed: the sweep sends them again after the
+    lease (at most DELIVERY_MARK_EVERY copies twice, each with the same Message-ID)."""
     if not sent:
         return
     sent_at = timezone.now()
     Message.objects.filter(pk__in=[m.pk for m in sent], claim=sent[0].claim).update(
         status=Message.Status.SENT, sent_at=sent_at, claim=None, last_error=""
     )
-    Message.objects.filter(claim=sent[0].claim, status=Message.Status.SENDING).update(claimed_at=sent_at)
     report.sent += len(sent)
     metrics.record_delivered(len(sent))
     archive.archive_sent([message for message in sent if message.archive], sent_at=sent_at)

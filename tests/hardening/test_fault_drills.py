@@ -19,6 +19,7 @@ import redis
 from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from mailing import delivery
 from mailing.models import Message
@@ -35,7 +36,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-MESSAGES = 300
+MESSAGES = int(os.environ.get("DRILL_MESSAGES", 300))  # the figures in docs/benchmarks.md used 2000
 LEASE_SECONDS = 3
 MARK_EVERY = 10
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,11 +123,16 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_recovers_in_one_lease(
     # given a worker in the middle of the batches
     worker = _worker(port)
     try:
-        assert _wait_for(lambda: len(handler.message_ids) >= 75, seconds=60), "the worker never started"
+        assert _wait_for(lambda: len(handler.message_ids) >= MESSAGES // 4, seconds=60), (
+            "the worker never started"
+        )
         # when it is killed without warning
         os.kill(worker.pid, signal.SIGKILL)
         killed_at = time.monotonic()
         worker.wait(timeout=10)
+        claimed = Message.objects.filter(status=Message.Status.SENDING).values_list("public_id", flat=True)
+        stuck = {f"<{public_id}@" for public_id in claimed}
+        claimed_before = timezone.now()
     finally:
         if worker.poll() is None:
             worker.kill()
@@ -134,9 +140,17 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_recovers_in_one_lease(
     # then the sweep (every minute in production; here as soon as the lease allows) hands the rest on
     rescuer = _worker(port)
     try:
+        released_at = []
 
         def swept_and_delivered():
             due = delivery.due_for_sweep()
+            if (
+                not released_at
+                and not Message.objects.filter(status=Message.Status.SENDING, claim__isnull=False)
+                .exclude(claimed_at__gt=claimed_before)
+                .exists()
+            ):
+                released_at.append(time.monotonic())
             if due:
                 enqueue_delivery(due)
             return not Message.objects.exclude(status=Message.Status.SENT).exists()
@@ -145,14 +159,23 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_recovers_in_one_lease(
     finally:
         rescuer.terminate()
         rescuer.wait(timeout=20)
-    recovered_in = max(handler.received_at) - killed_at
+    # recovery: until the last message the dead worker had claimed reached the relay
+    recovered_in = max(
+        (
+            at - killed_at
+            for message_id, at in zip(handler.message_ids, handler.received_at, strict=True)
+            if message_id.split("@")[0] + "@" in stuck and at > killed_at
+        ),
+        default=0.0,
+    )  # nothing claimed at the kill: between two batches
     duplicates = len(handler.message_ids) - len(set(handler.message_ids))
     assert len(set(handler.message_ids)) == MESSAGES  # nothing lost
     assert duplicates <= MARK_EVERY  # at most one unrecorded group sent twice
     assert recovered_in < LEASE_SECONDS + 60
     with capsys.disabled():
-        print(f"\n[fault drill] killed mid-batch: {MESSAGES} delivered, {duplicates} twice, "
-              f"recovered {recovered_in:.1f} s after the kill (lease {LEASE_SECONDS} s)")  # fmt: skip
+        print(f"\n[fault drill] killed mid-batch: {MESSAGES} delivered, {duplicates} twice, the dead worker's "
+              f"{len(stuck)} claimed released {released_at[0] - killed_at:.1f} s after the kill (lease {LEASE_SECONDS} s) "
+              f"and sent {recovered_in:.1f} s after it, behind the backlog")  # fmt: skip
 
 
 @pytest.fixture

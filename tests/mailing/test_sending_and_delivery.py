@@ -187,3 +187,23 @@ def test_the_scan_alerts_after_a_quota_is_lowered_below_usage(mailoutbox, django
     with django_capture_on_commit_callbacks(execute=True):
         assert scan_limit_alerts() == 3  # 80, 95 and 100 at once
         assert scan_limit_alerts() == 0
+
+
+def test_a_slow_batch_renews_its_claim_even_when_every_message_fails(smtp_sink, settings):
+    # given a relay that refuses for now, and a clock where each message takes longer than a third of the lease
+    sub = SubaccountFactory()
+    with mock.patch("mailing.sending.enqueue_delivery"):
+        ids = [
+            r.id for r in accept_messages(account=sub, message=_message("a@example.test", "b@example.test"))
+        ]
+    smtp_sink.replies = ["451 4.3.0 busy", "451 4.3.0 busy"]
+    ticks = iter(range(0, 10_000, 100))
+    with (
+        mock.patch("mailing.delivery.time.monotonic", side_effect=lambda: next(ticks)),
+        mock.patch("mailing.delivery._renew_claim", wraps=delivery._renew_claim) as renew,
+    ):
+        report = delivery.deliver(
+            list(Message.objects.filter(public_id__in=ids).values_list("pk", flat=True))
+        )
+    # then the worker still told the sweep it was alive, after each slow message
+    assert report.retry == 2 and renew.call_count == 2
