@@ -44,3 +44,18 @@ class UnknownSubaccount(DomainError):
 
 class AccountClosed(InvalidTransition):
     """The account may not send: closed by its master, or gone."""
+
+
+class UnknownTemplate(DomainError):
+    """No template of the account (or shared with it) has that name or slug."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f'No such template "{name}"')
+        self.name = name
+
+
+class DuplicateTemplate(ValidationError):
+    """The account already has a template with that name (or a name with the same slug)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f'A template with name "{name}" already exists', field="name")

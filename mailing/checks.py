@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import re
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
+import email_validator
+from django.conf import settings
 
 from accounts.errors import ValidationError
 from accounts.validation import UNSTORABLE_HELP, is_storable
@@ -17,9 +17,14 @@ from .outgoing import OutgoingMessage
 
 
 def is_valid_address(address: str) -> bool:
+    """Mandrill's rule: one routable address; internationalised ones (SMTPUTF8) are fine, `@localhost`
+    and other special-use domains are not (`.test`, RFC 2606's domain for testing, only where
+    ALLOW_TEST_EMAIL_DOMAINS is on: not in production)."""
     try:
-        validate_email(address)
-    except DjangoValidationError:
+        email_validator.validate_email(
+            address, check_deliverability=False, test_environment=settings.ALLOW_TEST_EMAIL_DOMAINS
+        )
+    except email_validator.EmailNotValidError:
         return False
     return True
 
@@ -51,6 +56,8 @@ def check_identity(message: OutgoingMessage) -> None:
             f"from_email must be one email address, such as news@example.com (got {message.from_email[:100]!r}).",
             field="from_email",
         )
+    if message.bcc_address and not is_valid_address(message.bcc_address):
+        raise ValidationError("bcc_address must be one email address.", field="bcc_address")
     if DISPLAY_NAME_FORBIDDEN.search(message.from_name):
         raise ValidationError(
             "from_name must be one display name, without angle brackets or line breaks.", field="from_name"

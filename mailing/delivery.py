@@ -8,17 +8,15 @@ exponential backoff and marks permanent ones failed.
 
 from __future__ import annotations
 
-import base64
 import logging
 import smtplib
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import formataddr
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail import mailers
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -28,6 +26,7 @@ from accounts.quota import count_outcome
 from reseller import metrics
 
 from . import archive
+from .mime import RelayMessage
 from .models import Message
 
 logger = logging.getLogger(__name__)
@@ -55,31 +54,6 @@ def claim(message_ids: list[int], *, now: datetime | None = None) -> list[Messag
         .select_related("account")
         .order_by("pk")
     )
-
-
-def message_id_header(message: Message) -> str:
-    """The same Message-ID on every attempt: a copy delivered twice (a worker killed between the relay's
-    250 and our record of it) is one message to the receiver's deduplication and to anyone reading."""
-    domain = settings.MESSAGE_ID_DOMAIN or settings.SMTP_HOSTNAME or "localhost"
-    return f"<{message.public_id}@{domain}>"
-
-
-def build_email(message: Message) -> EmailMultiAlternatives:
-    # formataddr quotes and escapes a display name, so a name with commas or quotes stays one name.
-    sender = formataddr((message.from_name, message.from_email))
-    recipient = formataddr((message.to_name, message.to_email))
-    headers = {**message.headers, "X-Message-Id": message.public_id, "Message-ID": message_id_header(message)}
-    email = EmailMultiAlternatives(
-        subject=message.subject, body=message.text, from_email=sender, to=[recipient], headers=headers
-    )
-    if message.html:
-        if message.text:
-            email.attach_alternative(message.html, "text/html")
-        else:
-            email.body, email.content_subtype = message.html, "html"
-    for attachment in message.attachments:
-        email.attach(attachment["name"], base64.b64decode(attachment["content"]), attachment.get("type"))
-    return email
 
 
 def is_permanent(exc: Exception) -> bool:
@@ -117,7 +91,7 @@ def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
     try:
         for message in messages:
             try:
-                connection.send_messages([build_email(message)])
+                connection.send_messages([RelayMessage(message)])
             except Exception as exc:
                 _record_failure(message, exc, report)
             else:

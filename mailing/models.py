@@ -79,6 +79,19 @@ class Message(models.Model):
     attachments = models.JSONField(default=list, blank=True, help_text="[{name, type, content (base64)}]")
     tags = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    template = models.CharField(
+        max_length=255, blank=True, help_text="The slug of the template it was sent with."
+    )
+    shown_to = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="preserve_recipients: the To list every copy shows ([{email, name}]).",
+    )
+    shown_cc = models.JSONField(default=list, blank=True, help_text="preserve_recipients: the Cc list shown.")
+    bcc_address = models.CharField(
+        max_length=254, blank=True, help_text="Gets a copy of this recipient's mail."
+    )
+    important = models.BooleanField(default=False)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     reject_reason = models.CharField(max_length=40, blank=True)
     queued_reason = models.CharField(max_length=40, blank=True)
@@ -103,6 +116,12 @@ class Message(models.Model):
                 fields=["status", "next_attempt_at"],
                 name="message_pending",
                 condition=Q(status__in=["queued", "held", "sending"]),
+            ),
+            # messages/search's template: and templates/time-series
+            models.Index(
+                fields=["account", "template", "-created_at"],
+                name="message_template",
+                condition=~Q(template=""),
             ),
         ]
         constraints = [
@@ -204,3 +223,63 @@ class IdempotentCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class TemplateQuerySet(models.QuerySet["Template"]):
+    def for_account(self, account: Account) -> TemplateQuerySet:
+        """The account's own templates (what it manages)."""
+        return self.filter(account=account)
+
+    def usable_by(self, account: Account) -> TemplateQuerySet:
+        """Templates `account` may send with: its own, and those its master shares with it."""
+        own = Q(account=account)
+        if account.is_subaccount:
+            own |= Q(account_id=account.parent_id) & (
+                Q(share_with_all_subaccounts=True) | Q(shared_with=account)
+            )
+        return self.filter(own).distinct()
+
+
+class Template(models.Model):
+    """A message an account sends again and again, with merge tags: a draft that is edited and a
+    published copy that sends (Mandrill's `publish_*` fields). Its fields are the message's defaults."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=255)
+    slug = models.SlugField(max_length=255, allow_unicode=True)
+    labels = models.JSONField(default=list, blank=True)
+    code = models.TextField(blank=True, help_text="The draft's HTML, with mc:edit regions and merge tags.")
+    text = models.TextField(blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    from_email = models.CharField(max_length=254, blank=True)
+    from_name = models.CharField(max_length=255, blank=True)
+    publish_code = models.TextField(null=True, blank=True)
+    publish_text = models.TextField(null=True, blank=True)
+    publish_subject = models.CharField(max_length=998, null=True, blank=True)
+    publish_from_email = models.CharField(max_length=254, null=True, blank=True)
+    publish_from_name = models.CharField(max_length=255, null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    share_with_all_subaccounts = models.BooleanField(
+        default=False,
+        help_text="A master's template: every subaccount, present and future, may send with it.",
+    )
+    shared_with = models.ManyToManyField(Account, blank=True, related_name="shared_templates")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    draft_updated_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TemplateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "slug"], name="template_slug_per_account"),
+            models.UniqueConstraint(fields=["account", "name"], name="template_name_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None

@@ -24,10 +24,17 @@ class OutgoingMessage:
     text: str = ""
     html: str = ""
     headers: dict[str, str] = field(default_factory=dict)
-    attachments: list[dict] = field(default_factory=list)  # [{name, type, content (base64)}]
+    # [{name, type, content (base64), inline}]: inline parts are images the HTML shows by cid:name
+    attachments: list[dict] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
     recipient_metadata: dict[str, dict] = field(default_factory=dict)
+    preserve_recipients: bool = False  # every copy shows the whole To and Cc list (never the Bcc)
+    bcc_address: str = ""  # gets a copy of every recipient's message
+    important: bool = False
+    auto_text: bool = False  # make the text part from the HTML when there is none
+    inline_css: bool = False  # move the HTML's <style> rules into style attributes
+    template: str = ""  # the slug of the template the message was made from
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from dataclasses import replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -25,7 +26,7 @@ from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
 from reseller import metrics
 
-from . import idempotency
+from . import content, idempotency
 from .checks import check_identity, check_storable, is_valid_address
 from .domains import may_send_from
 from .models import Message
@@ -103,6 +104,7 @@ def _accept(
 ) -> list[RecipientResult]:
     check_identity(message)
     check_storable(message)
+    message = with_content_options(message)
     now = now or timezone.now()
     key = idempotency.clean_key(idempotency_key)
     if key:
@@ -129,6 +131,26 @@ def _accept(
         ] + invalid
 
 
+def with_content_options(message: OutgoingMessage) -> OutgoingMessage:
+    """Apply `inline_css` and `auto_text` once per call, before the message is split per recipient."""
+    if message.inline_css and message.html:
+        message = replace(message, html=content.inline_css(message.html), inline_css=False)
+    if message.auto_text and message.html and not message.text:
+        message = replace(message, text=content.auto_text(message.html), auto_text=False)
+    return message
+
+
+def _shown_recipients(message: OutgoingMessage) -> tuple[list[dict], list[dict]]:
+    """With preserve_recipients, the To and Cc every copy shows; Bcc recipients are never shown."""
+    if not message.preserve_recipients:
+        return [], []
+    shown = {"to": [], "cc": []}
+    for recipient in message.recipients:
+        if recipient.type in shown:
+            shown[recipient.type].append({"email": recipient.email, "name": recipient.name})
+    return shown["to"], shown["cc"]
+
+
 @transaction.atomic(durable=True)
 def _store(
     *,
@@ -145,6 +167,7 @@ def _store(
     claimed = idempotency.claim(account=account, key=key, message=message, now=now) if key else None
     used = reserve_quota(account=account, n=len(recipients), now=now)
     held = account.status == Account.Status.PAUSED
+    shown_to, shown_cc = _shown_recipients(message)
     rows = Message.objects.bulk_create(
         [
             Message(
@@ -161,6 +184,11 @@ def _store(
                 attachments=message.attachments,
                 tags=message.tags,
                 metadata={**message.metadata, **message.recipient_metadata.get(recipient.email, {})},
+                template=message.template,
+                shown_to=shown_to,
+                shown_cc=shown_cc,
+                bcc_address=message.bcc_address,
+                important=message.important,
                 status=Message.Status.HELD if held else Message.Status.QUEUED,
                 queued_reason=PAUSED_REASON if held else "",
                 archive=account.archiving_enabled,

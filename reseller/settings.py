@@ -196,7 +196,7 @@ MAILERS = {
     "default": {"BACKEND": "mailing.email_backend.CeleryEmailBackend"},
     "delivery": (
         {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "BACKEND": "mailing.relay.RelayEmailBackend",
             "OPTIONS": {
                 "host": _relay["EMAIL_HOST"],
                 "port": _relay["EMAIL_PORT"],
@@ -262,6 +262,9 @@ HELD_MAX_HOURS = env.int("HELD_MAX_HOURS", default=72)
 ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
 # A repeated Idempotency-Key returns the first answer for this long (then the key may be reused).
 IDEMPOTENCY_HOURS = env.int("IDEMPOTENCY_HOURS", default=24)
+# `.test` addresses (RFC 2606's domain for testing, which the demo and the tests use) are valid recipients
+# and senders only outside production; elsewhere they are `invalid`, like `@localhost`.
+ALLOW_TEST_EMAIL_DOMAINS = env.bool("ALLOW_TEST_EMAIL_DOMAINS", default=not PRODUCTION)
 # A worker renews its claim on a batch every DELIVERY_MARK_EVERY messages; a claim not renewed for
 # this long belongs to a dead worker and the sweep (every minute) hands it to another. Longer than the
 # relay's timeout (30 s), so a slow but living worker keeps its batch.

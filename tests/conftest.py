@@ -89,12 +89,12 @@ def smtp_sink(settings):
     """A real SMTP server on loopback, made the delivery mailer's relay."""
     handler = RecordingHandler()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
     controller.start()
     settings.MAILERS = {
         **settings.MAILERS,
         "delivery": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "BACKEND": "mailing.relay.RelayEmailBackend",
             "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 5},
         },
     }

@@ -17,9 +17,11 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts import ratelimit
 from accounts.errors import (
     DomainError,
+    DuplicateTemplate,
     InvalidTransition,
     PermissionDenied,
     UnknownSubaccount,
+    UnknownTemplate,
     ValidationError,
 )
 
@@ -99,6 +101,10 @@ def api_error_for(exc: DomainError) -> ApiError:
     """The one mapping of domain errors to Mandrill's names."""
     if isinstance(exc, UnknownSubaccount):
         return ApiError("Unknown_Subaccount", exc.message, 12)
+    if isinstance(exc, UnknownTemplate):
+        return ApiError("Unknown_Template", exc.message, 5)
+    if isinstance(exc, DuplicateTemplate):
+        return ApiError("Invalid_Template", exc.message, 6)
     if isinstance(exc, ValidationError | InvalidTransition):
         return invalid(exc.message)
     if isinstance(exc, PermissionDenied):

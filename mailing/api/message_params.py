@@ -56,7 +56,16 @@ def recipients(raw: Any) -> list[Recipient]:
     return found
 
 
-def attachments(raw: Any, what: str) -> list[dict]:
+def flag(message: dict, name: str) -> bool:
+    value = message.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _problem(name, "Please enter true or false")
+    return value
+
+
+def attachments(raw: Any, what: str, *, inline: bool = False) -> list[dict]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -75,6 +84,7 @@ def attachments(raw: Any, what: str) -> list[dict]:
                 "type": entry.get("type") or "application/octet-stream",
                 "content": entry["content"],
             }
+            | ({"inline": True} if inline else {})
         )
     return found
 
@@ -125,9 +135,14 @@ def outgoing_message(message: Any) -> OutgoingMessage:
         html=text(message, "html"),
         headers={str(k): str(v) for k, v in headers.items()},
         attachments=attachments(message.get("attachments"), "attachments")
-        + attachments(message.get("images"), "images"),
+        + attachments(message.get("images"), "images", inline=True),
         tags=tags(message.get("tags")),
         metadata=an_object(message.get("metadata"), "metadata"),
         recipient_metadata=recipient_metadata(message.get("recipient_metadata")),
         recipients=recipients(message.get("to")),
+        preserve_recipients=flag(message, "preserve_recipients"),
+        bcc_address=text(message, "bcc_address", 254).strip(),
+        important=flag(message, "important"),
+        auto_text=flag(message, "auto_text"),
+        inline_css=flag(message, "inline_css"),
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 from accounts.models import Account
 
-from ..models import Message
+from ..models import Message, Template
 from .wire import mandrill_time
 
 STATS_KEYS = [
@@ -100,4 +100,29 @@ def message_info(message: Message) -> dict:
         if message.reject_reason
         else None,
         "diag": message.last_error or None,
+    }
+
+
+def template_object(template: Template) -> dict:
+    """A template as `templates/*` return it: the draft, the published copy (null until published)."""
+    return {
+        "slug": template.slug,
+        "name": template.name,
+        "labels": template.labels,
+        "code": template.code,
+        "subject": template.subject or None,
+        "from_email": template.from_email or None,
+        "from_name": template.from_name or None,
+        "text": template.text or None,
+        "publish_name": template.name,
+        "publish_code": template.publish_code,
+        "publish_subject": template.publish_subject or None,
+        "publish_from_email": template.publish_from_email or None,
+        "publish_from_name": template.publish_from_name or None,
+        "publish_text": template.publish_text or None,
+        "published_at": mandrill_time(template.published_at),
+        "created_at": mandrill_time(template.created_at),
+        "updated_at": mandrill_time(template.updated_at),
+        "draft_updated_at": mandrill_time(template.draft_updated_at),
+        "is_broken_template": False,
     }

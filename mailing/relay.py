@@ -1,0 +1,26 @@
+"""The delivery mailer for a real relay: Django's SMTP backend, plus SMTPUTF8 for the internationalised
+addresses Mandrill accepts (`to-тест@příklad.cz`): Django's backend refuses a non-ASCII local part."""
+
+from __future__ import annotations
+
+import smtplib
+from email import policy
+
+from django.core.mail.backends.smtp import EmailBackend
+
+
+class RelayEmailBackend(EmailBackend):
+    def _send(self, email_message) -> bool:
+        addresses = [email_message.from_email, *email_message.recipients()]
+        if all(address.isascii() for address in addresses):
+            return super()._send(email_message)
+        from_email = self.prep_address(email_message.from_email, force_ascii=False)
+        recipients = [self.prep_address(address, force_ascii=False) for address in email_message.recipients()]
+        data = email_message.message().as_bytes(policy=policy.SMTPUTF8)
+        try:
+            self.connection.sendmail(from_email, recipients, data, mail_options=["SMTPUTF8"])
+        except smtplib.SMTPException:
+            if not self.fail_silently:
+                raise
+            return False
+        return True
