@@ -113,6 +113,18 @@ def reserve_quota(*, account: Account, n: int, now: datetime | None = None) -> i
     return month_count
 
 
+def release_quota(*, account: Account, n: int, counted_at: datetime) -> None:
+    """Give back `n` sends counted at `counted_at` (a scheduled send cancelled before it left): the hour
+    and the month they were counted in, whatever the time now. Never below zero."""
+    for kind, start in (
+        (Usage.Window.HOUR, hour_start(counted_at)),
+        (Usage.Window.MONTH, month_start(counted_at)),
+    ):
+        Usage.objects.filter(
+            account=account, billed_to_id=account.billing_account_id, window=kind, start=start, sent__gte=n
+        ).update(sent=F("sent") - n)
+
+
 def count_outcome(*, account: Account, outcome: str, n: int, now: datetime | None = None) -> None:
     """Count `n` rejected or failed emails in the account's hourly window, for the dashboards' charts
     (they never count message rows). Runs outside the refused send's transaction."""

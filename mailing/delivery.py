@@ -28,6 +28,7 @@ from reseller import metrics
 from . import archive
 from .mime import RelayMessage
 from .models import Message
+from .outgoing import PAUSED_REASON
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +185,26 @@ def release_held(account: Account) -> list[int]:
             status=Message.Status.QUEUED, queued_reason="", next_attempt_at=timezone.now()
         )
     return ids
+
+
+SCHEDULED_RELEASE_BATCH = 5000
+
+
+def release_scheduled(*, now: datetime | None = None) -> list[int]:
+    """Scheduled messages whose time has come: queued for delivery (returned, for the caller to
+    enqueue), or held if their account is paused, as its other mail is."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            Message.objects.filter(status=Message.Status.SCHEDULED, send_at__lte=now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", "account__status")[:SCHEDULED_RELEASE_BATCH]
+        )
+        paused = [pk for pk, status in due if status == Account.Status.PAUSED]
+        ready = [pk for pk, status in due if status != Account.Status.PAUSED]
+        Message.objects.filter(pk__in=paused).update(status=Message.Status.HELD, queued_reason=PAUSED_REASON)
+        Message.objects.filter(pk__in=ready).update(status=Message.Status.QUEUED, next_attempt_at=now)
+    return ready
 
 
 def expire_held(*, now: datetime | None = None) -> int:

@@ -55,6 +55,7 @@ class Message(models.Model):
     """One recipient's copy of a sent email, from acceptance to delivery."""
 
     class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
         QUEUED = "queued", "Queued"
         HELD = "held", "Held (sending paused)"
         SENDING = "sending", "Sending"
@@ -92,7 +93,7 @@ class Message(models.Model):
         max_length=254, blank=True, help_text="Gets a copy of this recipient's mail."
     )
     important = models.BooleanField(default=False)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     reject_reason = models.CharField(max_length=40, blank=True)
     queued_reason = models.CharField(max_length=40, blank=True)
     archive = models.BooleanField(default=False, help_text="Archiving was on when the message was accepted.")
@@ -102,6 +103,7 @@ class Message(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    send_at = models.DateTimeField(null=True, blank=True, help_text="Scheduled: when it is to leave (UTC).")
     last_error = models.TextField(blank=True)
 
     objects = MessageQuerySet.as_manager()
@@ -115,7 +117,7 @@ class Message(models.Model):
             models.Index(
                 fields=["status", "next_attempt_at"],
                 name="message_pending",
-                condition=Q(status__in=["queued", "held", "sending"]),
+                condition=Q(status__in=["scheduled", "queued", "held", "sending"]),
             ),
             # messages/search's template: and templates/time-series
             models.Index(
@@ -127,7 +129,16 @@ class Message(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(
-                    status__in=["queued", "held", "sending", "sent", "rejected", "bounced", "failed"]
+                    status__in=[
+                        "scheduled",
+                        "queued",
+                        "held",
+                        "sending",
+                        "sent",
+                        "rejected",
+                        "bounced",
+                        "failed",
+                    ]
                 ),
                 name="message_status_valid",
             ),

@@ -4,6 +4,9 @@ the accept path and get back (no database, no rules)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+
+PAUSED_REASON = "sending-paused"  # Mandrill's queued_reason for mail held while its account is paused
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class OutgoingMessage:
     auto_text: bool = False  # make the text part from the HTML when there is none
     inline_css: bool = False  # move the HTML's <style> rules into style attributes
     template: str = ""  # the slug of the template the message was made from
+    send_at: datetime | None = None  # scheduled: leaves then (UTC), the quota counted now
 
 
 @dataclass(frozen=True)

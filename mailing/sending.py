@@ -30,12 +30,10 @@ from . import content, idempotency
 from .checks import check_identity, check_storable, is_valid_address
 from .domains import may_send_from
 from .models import Message
-from .outgoing import OutgoingMessage, Recipient, RecipientResult
+from .outgoing import PAUSED_REASON, OutgoingMessage, Recipient, RecipientResult
 from .tasks import enqueue_delivery
 
 logger = logging.getLogger(__name__)
-
-PAUSED_REASON = "sending-paused"
 
 
 def resolve_sender(*, account: Account, subaccount_id: str | None) -> Account:
@@ -89,7 +87,7 @@ def accept_messages(
 
 
 def _count(results: list[RecipientResult]) -> None:
-    accepted = sum(1 for result in results if result.status in ("queued", "sent"))
+    accepted = sum(1 for result in results if result.status in ("queued", "scheduled", "sent"))
     if accepted:
         metrics.record_accepted(accepted)
     for result in results:
@@ -167,6 +165,8 @@ def _store(
     claimed = idempotency.claim(account=account, key=key, message=message, now=now) if key else None
     used = reserve_quota(account=account, n=len(recipients), now=now)
     held = account.status == Account.Status.PAUSED
+    scheduled = message.send_at is not None and message.send_at > now
+    status = Message.Status.SCHEDULED if scheduled else Message.Status.HELD if held else Message.Status.QUEUED
     shown_to, shown_cc = _shown_recipients(message)
     rows = Message.objects.bulk_create(
         [
@@ -189,15 +189,16 @@ def _store(
                 shown_cc=shown_cc,
                 bcc_address=message.bcc_address,
                 important=message.important,
-                status=Message.Status.HELD if held else Message.Status.QUEUED,
-                queued_reason=PAUSED_REASON if held else "",
+                status=status,
+                queued_reason=PAUSED_REASON if status == Message.Status.HELD else "",
                 archive=account.archiving_enabled,
-                next_attempt_at=now,
+                send_at=message.send_at if scheduled else None,
+                next_attempt_at=message.send_at if scheduled else now,
             )
             for recipient in recipients
         ]
     )
-    if not held:
+    if status == Message.Status.QUEUED:
         ids = [row.pk for row in rows]
         transaction.on_commit(lambda: enqueue_delivery(ids))
     if alerts.crossed_now(account, before=used - len(recipients), after=used):
@@ -205,8 +206,8 @@ def _store(
     answer = [
         RecipientResult(
             email=row.to_email,
-            status="queued",
-            queued_reason=PAUSED_REASON if held else None,
+            status="scheduled" if scheduled else "queued",
+            queued_reason=PAUSED_REASON if status == Message.Status.HELD else None,
             id=row.public_id,
         )
         for row in rows

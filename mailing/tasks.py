@@ -59,6 +59,15 @@ def purge_archive() -> int:
 
 
 @shared_task
+def release_scheduled() -> int:
+    """Scheduled mail whose time has come goes to delivery (every minute)."""
+    ids = delivery.release_scheduled()
+    if ids:
+        enqueue_delivery(ids)
+    return len(ids)
+
+
+@shared_task
 def purge_idempotent_calls() -> int:
     return idempotency.purge_idempotent_calls()
 

@@ -248,6 +248,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-queued-mail": {"task": "mailing.tasks.sweep_queued", "schedule": 60.0},
+    "release-scheduled-mail": {"task": "mailing.tasks.release_scheduled", "schedule": 60.0},
     "expire-held-mail": {"task": "mailing.tasks.expire_held_mail", "schedule": crontab(minute="*/10")},
     "purge-archive": {"task": "mailing.tasks.purge_archive", "schedule": crontab(minute=17, hour=3)},
     "purge-idempotency-keys": {

@@ -7,11 +7,12 @@ from typing import Any
 
 from django.utils import timezone
 
+from .. import scheduling
 from ..models import Message
 from ..selectors import message_of, search_messages
 from ..sending import accept_messages, resolve_sender
 from . import message_params
-from .objects import message_info
+from .objects import message_info, scheduled_object
 from .registry import api_call
 from .wire import ApiError, Call, field_error
 
@@ -20,14 +21,22 @@ SEARCH_LIMIT_BY_DEFAULT = 100
 SEARCH_LIMIT_MAX = 1000
 
 
+def send_at(call: Call) -> datetime | None:
+    """Mandrill's `send_at`: a UTC "YYYY-MM-DD HH:MM:SS"; a time in the past sends now."""
+    value = call.params.get("send_at")
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.UTC)
+    except (TypeError, ValueError):
+        raise field_error("send_at", "Use a UTC time as YYYY-MM-DD HH:MM:SS") from None
+
+
 @api_call("messages", "send")
 def send(call: Call) -> Any:
-    if call.has("send_at"):
-        raise ApiError(
-            "PaymentRequired", "Scheduled sending (send_at) is not supported: send without send_at.", 10
-        )
     raw = call.params.get("message")
     outgoing = message_params.outgoing_message(raw)
+    outgoing.send_at = send_at(call)
     account = resolve_sender(account=call.account, subaccount_id=message_params.subaccount(raw))
     # Our extension: the Idempotency-Key header, or `idempotency_key` for clients that cannot set headers.
     key = call.idempotency_key or call.string("idempotency_key", max_length=1024) or None
@@ -79,3 +88,36 @@ def search(call: Call) -> Any:
         limit=min(call.integer("limit", minimum=1) or SEARCH_LIMIT_BY_DEFAULT, SEARCH_LIMIT_MAX),
     )
     return [message_info(message) for message in found]
+
+
+@api_call("messages", "list-scheduled")
+def list_scheduled(call: Call) -> Any:
+    found = scheduling.scheduled_for(call.account, to=call.string("to", max_length=254).strip())
+    return [scheduled_object(message) for message in found[:SEARCH_LIMIT_MAX]]
+
+
+def _unknown_message(public_id: str) -> ApiError:
+    return ApiError("Unknown_Message", f"No scheduled message exists with the id '{public_id}'", 11)
+
+
+@api_call("messages", "cancel-scheduled")
+def cancel_scheduled(call: Call) -> Any:
+    public_id = call.string("id", required=True, max_length=64)
+    try:
+        return scheduled_object(scheduling.cancel_scheduled(account=call.account, public_id=public_id))
+    except Message.DoesNotExist:
+        raise _unknown_message(public_id) from None
+
+
+@api_call("messages", "reschedule")
+def reschedule(call: Call) -> Any:
+    public_id = call.string("id", required=True, max_length=64)
+    when = send_at(call)
+    if when is None:
+        raise field_error("send_at", "You must specify a send_at value")
+    try:
+        return scheduled_object(
+            scheduling.reschedule(account=call.account, public_id=public_id, send_at=when)
+        )
+    except Message.DoesNotExist:
+        raise _unknown_message(public_id) from None

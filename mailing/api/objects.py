@@ -71,10 +71,23 @@ def user_object(account: Account, stats: dict[str, Any] | None) -> dict:
 
 # Our states in Mandrill's words: held and sending mail is still "queued" to a client; failed is "bounced".
 MESSAGE_STATES = {
+    Message.Status.SCHEDULED: "scheduled",
     Message.Status.HELD: "queued",
     Message.Status.SENDING: "queued",
     Message.Status.FAILED: "bounced",
 }
+
+
+def scheduled_object(message: Message) -> dict:
+    """A scheduled message as `messages/list-scheduled`, `cancel-scheduled` and `reschedule` return it."""
+    return {
+        "_id": message.public_id,
+        "created_at": mandrill_time(message.created_at),
+        "send_at": mandrill_time(message.send_at),
+        "from_email": message.from_email,
+        "to": message.to_email,
+        "subject": message.subject,
+    }
 
 
 def message_info(message: Message) -> dict:

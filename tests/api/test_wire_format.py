@@ -253,14 +253,13 @@ def test_send_validation_errors(client, subaccount_key, message, fragment):
     assert fragment in body["message"]
 
 
-def test_send_at_is_refused_clearly(client, subaccount_key):
+def test_send_at_is_read_as_mandrill_writes_it(client, subaccount_key):
     _, key = subaccount_key
-    body = {
-        "key": key,
-        "send_at": "2030-01-01 00:00:00",
-        "message": {"from_email": "a@x.test", "to": [{"email": "b@x.test"}]},
-    }
-    assert "send_at" in assert_error(call(client, "messages/send.json", body), "PaymentRequired")["message"]
+    message = {"from_email": "a@x.test", "to": [{"email": "b@x.test"}]}
+    bad = {"key": key, "send_at": "next tuesday", "message": message}
+    assert "send_at" in assert_error(call(client, "messages/send.json", bad), "ValidationError")["message"]
+    good = {"key": key, "send_at": "2099-01-01 00:00:00", "message": message}
+    assert call(client, "messages/send.json", good).json()[0]["status"] == "scheduled"
 
 
 def test_too_many_recipients(client, subaccount_key, settings):
