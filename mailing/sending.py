@@ -10,18 +10,15 @@ delivery (the sweep re-enqueues) but never loses mail.
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import replace
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import parseaddr
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import alerts
-from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, UnknownSubaccount, ValidationError
+from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, UnknownSubaccount
 from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
 from reseller import metrics
@@ -215,74 +212,3 @@ def _store(
     if claimed is not None:
         idempotency.record_answer(claimed, answer)
     return answer
-
-
-def _content_of(part: EmailMessage | None) -> str:
-    """A body part's text. An unknown charset or bytes that are not in it make a message that can never
-    be read: a ValidationError (a permanent refusal), not a crash that invites the client to retry."""
-    if part is None:
-        return ""
-    try:
-        return part.get_content()
-    except (LookupError, UnicodeError) as exc:
-        raise ValidationError(
-            f"The {part.get_content_type()} part cannot be read in its charset "
-            f"{part.get_content_charset()!r}: {type(exc).__name__}.",
-            field="message",
-        ) from None
-
-
-SMTP_PASSTHROUGH = frozenset(
-    ("reply-to", "in-reply-to", "references", "list-unsubscribe", "list-unsubscribe-post")
-)
-
-
-def _passes_through(name: str) -> bool:
-    """The headers of an SMTP submission that reach the recipient: threading, unsubscribe and X-* (our
-    X-MC-* are read and removed before). The rest (From, To, Sender, Received…) is rebuilt by delivery."""
-    lowered = name.lower()
-    return lowered in SMTP_PASSTHROUGH or (lowered.startswith("x-") and not lowered.startswith("x-mc-"))
-
-
-def outgoing_from_email(
-    message: EmailMessage, *, envelope_from: str, recipients: list[str], tags: list[str], metadata: dict
-) -> OutgoingMessage:
-    """An SMTP submission as an OutgoingMessage: the body parts, attachments and headers the recipient
-    will see, with recipients from the envelope (Bcc are in the envelope only)."""
-    from_name, from_email = parseaddr(str(message.get("From", "")))
-    text_part = message.get_body(preferencelist=("plain",))
-    html_part = message.get_body(preferencelist=("html",))
-    text, html = _content_of(text_part), _content_of(html_part)
-    attachments = []
-    for part in message.iter_attachments():
-        payload = part.get_payload(decode=True) or b""
-        attachments.append(
-            {
-                "name": part.get_filename() or "attachment",
-                "type": part.get_content_type(),
-                "content": base64.b64encode(payload).decode("ascii"),
-            }
-        )
-    headers = {name: str(value) for name, value in message.items() if _passes_through(name)}
-    return OutgoingMessage(
-        from_email=from_email or envelope_from,
-        from_name=from_name,
-        subject=str(message.get("Subject", "")),
-        text=text,
-        html=html,
-        headers=headers,
-        attachments=attachments,
-        tags=tags,
-        metadata=metadata,
-        recipients=[Recipient(email=address) for address in recipients],
-    )
-
-
-def accept_smtp_message(
-    *, account: Account, message: EmailMessage, envelope_from: str, recipients: list[str], tags, metadata
-) -> list[RecipientResult]:
-    """SMTP's way in: the parsed message, recipients from the envelope."""
-    outgoing = outgoing_from_email(
-        message, envelope_from=envelope_from, recipients=recipients, tags=tags, metadata=metadata
-    )
-    return accept_messages(account=account, message=outgoing)

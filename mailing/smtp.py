@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -27,11 +23,12 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from accounts import ratelimit
-from accounts.errors import AccountClosed, DomainError, UnknownSubaccount
+from accounts.errors import AccountClosed, DomainError, UnknownSubaccount, ValidationError
 from accounts.models import Account
 
+from . import raw
 from .keys import InvalidKey, authenticate_key
-from .sending import accept_smtp_message, resolve_sender
+from .sending import accept_messages, resolve_sender
 
 logger = logging.getLogger(__name__)
 
@@ -76,29 +73,6 @@ def check_credentials(username: str, password: str) -> Sender | None:
     return Sender(account_id=api_key.account_id, username=username)
 
 
-def parse_mc_headers(message: EmailMessage) -> dict:
-    """Mandrill's X-MC-* headers that we honour, read as Mandrill documents them."""
-    tags = [tag.strip() for tag in str(message.get("X-MC-Tags", "")).split(",") if tag.strip()]
-    metadata = {}
-    if message.get("X-MC-Metadata"):
-        try:
-            metadata = json.loads(str(message["X-MC-Metadata"]))
-        except ValueError:
-            raise Refusal("550 5.6.0 X-MC-Metadata is not valid JSON") from None
-        if not isinstance(metadata, dict):
-            raise Refusal("550 5.6.0 X-MC-Metadata must be a JSON object")
-    return {
-        "subaccount": str(message.get("X-MC-Subaccount", "")).strip() or None,
-        "tags": tags[:50],
-        "metadata": metadata,
-    }
-
-
-def strip_mc_headers(message: EmailMessage) -> None:
-    for name in {key for key in message if key.lower().startswith("x-mc-")}:
-        del message[name]
-
-
 REFUSALS = {
     "hourly-quota-exhausted": "550 5.7.1 Rejected, not queued: hourly-quota-exhausted ({name} has used its hourly limit)",
     "monthly-limit-reached": "550 5.7.1 Rejected, not queued: monthly-limit-reached ({name} has used its monthly limit)",
@@ -121,28 +95,23 @@ def refusal_for_error(exc: DomainError) -> Refusal:
         return Refusal(f"554 5.7.1 {exc.message}")
     if isinstance(exc, UnknownSubaccount):
         return Refusal(f"550 5.1.0 {exc.message}")
+    if isinstance(exc, ValidationError):  # the message itself: its headers, its content
+        return Refusal(f"550 5.6.0 {exc.message}")
     return Refusal(f"550 5.7.1 {exc.message}")
 
 
 def submit(sender: Sender, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
     """Parse once, hand to the accept path, and say how it went in one SMTP reply."""
-    message = BytesParser(policy=policy.default).parsebytes(data)
-    options = parse_mc_headers(message)
-    strip_mc_headers(message)
+    message = raw.parse(data)
     try:
         authenticated = Account.objects.select_related("parent").get(pk=sender.account_id)
     except Account.DoesNotExist:
         raise Refusal("554 5.7.1 This account no longer exists") from None
     try:
-        account = resolve_sender(account=authenticated, subaccount_id=options["subaccount"])
-        results = accept_smtp_message(
-            account=account,
-            message=message,
-            envelope_from=mail_from,
-            recipients=rcpt_tos,
-            tags=options["tags"],
-            metadata=options["metadata"],
-        )
+        options = raw.mc_options(message)
+        account = resolve_sender(account=authenticated, subaccount_id=options.subaccount)
+        outgoing = raw.outgoing(message, envelope_from=mail_from, recipients=rcpt_tos, options=options)
+        results = accept_messages(account=account, message=outgoing)
     except DomainError as exc:
         raise refusal_for_error(exc) from None
     accepted = [result for result in results if result.status in ("queued", "sent")]
