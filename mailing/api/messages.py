@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
-from .. import scheduling
+from .. import raw, scheduling
 from ..models import Message
 from ..selectors import message_of, search_messages
 from ..sending import accept_messages, resolve_sender
 from . import message_params
-from .objects import message_info, scheduled_object
+from .objects import message_content, message_info, scheduled_object
 from .registry import api_call
 from .wire import ApiError, Call, field_error
 
@@ -32,14 +33,18 @@ def send_at(call: Call) -> datetime | None:
         raise field_error("send_at", "Use a UTC time as YYYY-MM-DD HH:MM:SS") from None
 
 
+def _idempotency_key(call: Call) -> str | None:
+    """Our extension: the Idempotency-Key header, or `idempotency_key` for clients that cannot set one."""
+    return call.idempotency_key or call.string("idempotency_key", max_length=1024) or None
+
+
 @api_call("messages", "send")
 def send(call: Call) -> Any:
     raw = call.params.get("message")
     outgoing = message_params.outgoing_message(raw)
     outgoing.send_at = send_at(call)
     account = resolve_sender(account=call.account, subaccount_id=message_params.subaccount(raw))
-    # Our extension: the Idempotency-Key header, or `idempotency_key` for clients that cannot set headers.
-    key = call.idempotency_key or call.string("idempotency_key", max_length=1024) or None
+    key = _idempotency_key(call)
     results = accept_messages(account=account, message=outgoing, idempotency_key=key)
     return [result.as_mandrill() for result in results]
 
@@ -121,3 +126,38 @@ def reschedule(call: Call) -> Any:
         )
     except Message.DoesNotExist:
         raise _unknown_message(public_id) from None
+
+
+@api_call("messages", "content")
+def content(call: Call) -> Any:
+    public_id = call.string("id", required=True, max_length=64)
+    try:
+        return message_content(message_of(call.account, public_id))
+    except Message.DoesNotExist:
+        raise ApiError("Unknown_Message", f"No message exists with the id '{public_id}'", 11) from None
+
+
+@api_call("messages", "send-raw")
+def send_raw(call: Call) -> Any:
+    """A whole MIME message, handled as SMTP handles one: its X-MC-* headers apply; recipients are `to`,
+    or else its own To, Cc and Bcc."""
+    message = raw.parse(
+        call.string("raw_message", required=True, max_length=settings.API_MAX_BODY_BYTES).encode()
+    )
+    options = raw.mc_options(message)
+    recipients = call.strings("to") or raw.header_recipients(message)
+    if not recipients:
+        raise field_error("to", "Give recipients in to, or To/Cc/Bcc headers in the message")
+    if len(recipients) > settings.API_MAX_RECIPIENTS:
+        raise field_error("to", f"At most {settings.API_MAX_RECIPIENTS} recipients per call")
+    outgoing = raw.outgoing(
+        message, envelope_from="", recipients=recipients, options=options,
+        from_email=call.string("from_email", max_length=254).strip(), from_name=call.string("from_name", max_length=255),
+    )  # fmt: skip
+    outgoing.send_at = send_at(call)
+    account = resolve_sender(account=call.account, subaccount_id=options.subaccount)
+    key = _idempotency_key(call)
+    return [
+        result.as_mandrill()
+        for result in accept_messages(account=account, message=outgoing, idempotency_key=key)
+    ]

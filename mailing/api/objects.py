@@ -90,6 +90,32 @@ def scheduled_object(message: Message) -> dict:
     }
 
 
+def message_content(message: Message) -> dict:
+    """What `messages/content` returns: the message as it was accepted for this recipient."""
+    return {
+        "ts": int(message.created_at.timestamp()),
+        "_id": message.public_id,
+        "from_email": message.from_email,
+        "from_name": message.from_name or None,
+        "subject": message.subject,
+        "to": {"email": message.to_email, "name": message.to_name or None},
+        "tags": message.tags,
+        "headers": message.headers,
+        "text": message.text,
+        "html": message.html,
+        "attachments": [
+            {"name": part["name"], "type": part.get("type"), "content": part["content"]}
+            for part in message.attachments
+            if not part.get("inline")
+        ],
+        "images": [
+            {"name": part["name"], "type": part.get("type"), "content": part["content"]}
+            for part in message.attachments
+            if part.get("inline")
+        ],
+    }
+
+
 def message_info(message: Message) -> dict:
     """One recipient's message as `messages/info` and `messages/search` show it."""
     return {

@@ -1,0 +1,84 @@
+"""messages/send-raw goes through the same path as SMTP (X-MC-* headers, identity rules); messages/content
+returns what was accepted, to its own tenant only."""
+
+import json
+from email import message_from_bytes, policy
+
+import pytest
+
+from accounts.models import Membership
+from mailing.keys import create_api_key
+from mailing.models import Message
+from tests.api.test_wire_format import assert_error
+from tests.factories import MasterFactory, MembershipFactory, subaccount_with_owner
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RAW = (
+    "From: Shop <orders@shop.test>\r\nTo: a@example.test\r\nCc: b@example.test\r\nBcc: c@example.test\r\n"
+    "Subject: Your order\r\nX-MC-Subaccount: shop\r\nX-MC-Tags: order, receipt\r\nX-Campaign: nov\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n\r\nThanks for your order\r\n"
+)
+
+
+@pytest.fixture
+def keys(db):
+    master = MasterFactory(public_id="agency")
+    owner = MembershipFactory(account=master, role=Membership.Role.OWNER).user
+    shop, _ = subaccount_with_owner(master, public_id="shop")
+    other = MasterFactory(public_id="other")
+    other_owner = MembershipFactory(account=other, role=Membership.Role.OWNER).user
+    return {
+        "master": create_api_key(actor=owner, account=master, label="raw")[1],
+        "other": create_api_key(actor=other_owner, account=other, label="raw")[1],
+        "shop": shop,
+    }
+
+
+def _api(client, call, body):
+    return client.post(f"/api/1.0/messages/{call}.json", json.dumps(body), content_type="application/json")
+
+
+def test_send_raw_reads_x_mc_headers_and_takes_recipients_from_the_message(client, keys, smtp_sink):
+    results = _api(client, "send-raw", {"key": keys["master"], "raw_message": RAW}).json()
+    assert sorted(r["email"] for r in results) == ["a@example.test", "b@example.test", "c@example.test"]
+    assert {r["status"] for r in results} == {"queued"}
+    stored = Message.objects.all()
+    assert {m.account for m in stored} == {keys["shop"]} and stored[0].tags == ["order", "receipt"]
+    delivered = [
+        message_from_bytes(e.original_content or e.content, policy=policy.default) for e in smtp_sink.received
+    ]
+    assert len(delivered) == 3
+    for mime in delivered:
+        assert mime["From"] == "Shop <orders@shop.test>" and mime["X-Campaign"] == "nov"
+        assert mime["Bcc"] is None and mime["X-MC-Tags"] is None
+
+
+def test_send_raw_with_to_and_from_overrides(client, keys, smtp_sink):
+    body = {"key": keys["master"], "raw_message": RAW, "to": ["only@example.test"], "from_email": "news@agency.test",
+            "from_name": "Agency"}  # fmt: skip
+    [result] = _api(client, "send-raw", body).json()
+    assert result["email"] == "only@example.test"
+    message = Message.objects.get()
+    assert (message.from_email, message.from_name) == ("news@agency.test", "Agency")
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [("Subject: none\r\n\r\nno recipients\r\n", "ValidationError"),
+     (RAW.replace("X-MC-Subaccount: shop", "X-MC-Subaccount: nope"), "Unknown_Subaccount"),
+     (RAW.replace("X-MC-Tags: order, receipt", "X-MC-Metadata: {not json"), "ValidationError")],
+)  # fmt: skip
+def test_send_raw_refusals(client, keys, raw, name):
+    assert_error(_api(client, "send-raw", {"key": keys["master"], "raw_message": raw}), name)
+    assert not Message.objects.exists()
+
+
+def test_content_returns_what_was_accepted_to_its_tenant_only(client, keys):
+    message = {"from_email": "news@agency.test", "from_name": "Agency", "subject": "Hi", "html": "<p>Hi</p>",
+               "text": "Hi", "to": [{"email": "r@example.test", "name": "R"}], "tags": ["t"]}  # fmt: skip
+    [sent] = _api(client, "send", {"key": keys["master"], "message": message}).json()
+    content = _api(client, "content", {"key": keys["master"], "id": sent["_id"]}).json()
+    assert content["_id"] == sent["_id"] and content["html"] == "<p>Hi</p>" and content["text"] == "Hi"
+    assert content["to"] == {"email": "r@example.test", "name": "R"} and content["from_name"] == "Agency"
+    assert_error(_api(client, "content", {"key": keys["other"], "id": sent["_id"]}), "Unknown_Message")
