@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from accounts.errors import ValidationError
@@ -85,10 +86,25 @@ def message_of(account: Account, public_id: str) -> Message:
     return Message.objects.for_account(account).select_related("account").get(public_id=public_id)
 
 
-# The fields of Mandrill's search language we answer, and the lookup each becomes.
+def _recipient(value: str) -> Q:
+    """A full address, or (without an @) every address at that domain, as Mandrill's email:gmail.com."""
+    return Q(to_email__iexact=value) if "@" in value else Q(to_email__iendswith=f"@{value.lstrip('@')}")
+
+
+def has_metadata(name: str, value: str) -> Q:
+    """Messages whose metadata has `name` = `value` (u_name:value): JSON containment on PostgreSQL,
+    served by a GIN index; a text match on SQLite (the embedded set-up only)."""
+    if connection.vendor == "postgresql":
+        return Q(metadata__contains={name: value})
+    return Q(metadata__icontains=json.dumps({name: value})[1:-1])
+
+
+# The fields of Mandrill's search language we answer, and the lookup each becomes (u_<name> is metadata).
 SEARCH_FIELDS = {
-    "email": lambda value: Q(to_email__iexact=value),
-    "to": lambda value: Q(to_email__iexact=value),
+    "email": _recipient,
+    "to": _recipient,
+    "full_email": lambda value: Q(to_email__iexact=value),
+    "template": lambda value: Q(template=value),
     "sender": lambda value: Q(from_email__iexact=value),
     "from_email": lambda value: Q(from_email__iexact=value),
     "subject": lambda value: Q(subject__icontains=value),
@@ -98,7 +114,7 @@ SEARCH_FIELDS = {
 }
 
 
-def search_messages(
+def matching_messages(
     account: Account,
     *,
     query: str = "",
@@ -106,11 +122,10 @@ def search_messages(
     date_to: datetime,
     tags: list[str] | None = None,
     senders: list[str] | None = None,
-    limit: int = 100,
-) -> list[Message]:
+) -> QuerySet[Message]:
     """`messages/search`: the account's messages (a master's include its subaccounts') sent in
     [date_from, date_to), matching every term of `query` (a bare word searches subject, recipient and
-    sender; `field:value` one field), any of `tags` and any of `senders`; newest first.
+    sender; `field:value` one field; `u_name:value` metadata), any of `tags` and any of `senders`.
     Raises ValidationError for a field we do not search."""
     found = (
         Message.objects.for_account(account)
@@ -126,9 +141,12 @@ def search_messages(
             )
         elif name in SEARCH_FIELDS:
             found = found.filter(SEARCH_FIELDS[name](value))
+        elif name.startswith("u_") and len(name) > 2:
+            found = found.filter(has_metadata(name[2:], value))
         else:
             raise ValidationError(
-                f"Unsupported search field {name!r}: use {', '.join(sorted(SEARCH_FIELDS))}", field="query"
+                f"Unsupported search field {name!r}: use {', '.join(sorted(SEARCH_FIELDS))} or u_<metadata name>",
+                field="query",
             )
     if tags is not None:
         any_tag = Q()
@@ -137,4 +155,20 @@ def search_messages(
         found = found.filter(any_tag)
     if senders is not None:
         found = found.filter(from_email__in=senders)
-    return list(found.order_by("-created_at")[:limit])
+    return found
+
+
+def search_time_series(found: QuerySet[Message]) -> list[dict]:
+    """Hourly counts of a search's messages, by what became of them (Mandrill's time-series rows)."""
+    rows = (
+        found.order_by()
+        .annotate(hour=TruncHour("created_at", tzinfo=timezone.UTC))
+        .values("hour")
+        .annotate(
+            sent=Count("pk", filter=~Q(status=Message.Status.REJECTED)),
+            rejects=Count("pk", filter=Q(status=Message.Status.REJECTED)),
+            bounces=Count("pk", filter=Q(status__in=[Message.Status.FAILED, Message.Status.BOUNCED])),
+        )
+        .order_by("hour")
+    )
+    return list(rows)

@@ -8,12 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from .. import raw, scheduling
+from .. import raw, scheduling, selectors
 from ..models import Message
-from ..selectors import message_of, search_messages
+from ..selectors import matching_messages, message_of
 from ..sending import accept_messages, resolve_sender
 from . import message_params
-from .objects import message_content, message_info, scheduled_object
+from .objects import message_content, message_info, scheduled_object, time_series_row
 from .registry import api_call
 from .wire import ApiError, Call, field_error
 
@@ -80,19 +80,27 @@ def _search_date(call: Call, name: str, *, end: bool) -> datetime | None:
     raise field_error(name, "Use YYYY-MM-DD or YYYY-MM-DD HH:MM:SS")
 
 
-@api_call("messages", "search")
-def search(call: Call) -> Any:
+def _searched(call: Call):
     now = timezone.now()
-    found = search_messages(
+    return matching_messages(
         call.account,
         query=call.string("query", max_length=1000),
         date_from=_search_date(call, "date_from", end=False) or now - timedelta(days=SEARCH_DAYS_BY_DEFAULT),
         date_to=_search_date(call, "date_to", end=True) or now + timedelta(minutes=1),
         tags=call.strings("tags"),
         senders=call.strings("senders"),
-        limit=min(call.integer("limit", minimum=1) or SEARCH_LIMIT_BY_DEFAULT, SEARCH_LIMIT_MAX),
     )
-    return [message_info(message) for message in found]
+
+
+@api_call("messages", "search")
+def search(call: Call) -> Any:
+    limit = min(call.integer("limit", minimum=1) or SEARCH_LIMIT_BY_DEFAULT, SEARCH_LIMIT_MAX)
+    return [message_info(message) for message in _searched(call).order_by("-created_at")[:limit]]
+
+
+@api_call("messages", "search-time-series")
+def search_time_series(call: Call) -> Any:
+    return [time_series_row(row) for row in selectors.search_time_series(_searched(call))]
 
 
 @api_call("messages", "list-scheduled")

@@ -165,3 +165,13 @@ def template_object(template: Template) -> dict:
         "draft_updated_at": mandrill_time(template.draft_updated_at),
         "is_broken_template": False,
     }
+
+
+def time_series_row(row: dict) -> dict:
+    """One hour of Mandrill's time series; what we do not count yet (opens, clicks…) is 0."""
+    return empty_stats() | {
+        "time": mandrill_time(row["hour"]),
+        "sent": row["sent"],
+        "rejects": row["rejects"],
+        "hard_bounces": row["bounces"],
+    }

@@ -318,3 +318,34 @@ def test_an_oversized_body_gets_a_mandrill_error(client, subaccount_key, setting
     assert (
         "larger than" in assert_error(call(client, "messages/send.json", body), "ValidationError")["message"]
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("u_order_id:123", ["a@example.test"]), ("full_email:b@example.test", ["b@example.test"]),
+     ("email:other.test", ["c@other.test"]), ("template:welcome", ["c@other.test"]),
+     ("u_order_id:999", []), ("u_order_id:123 email:example.test", ["a@example.test"])],
+)  # fmt: skip
+def test_search_by_metadata_full_email_domain_and_template(client, master_key, query, expected):
+    from mailing.models import Message as Stored
+
+    master, key = master_key
+    for address, metadata, template in (("a@example.test", {"order_id": "123"}, ""), ("b@example.test", {}, ""),
+                                       ("c@other.test", {"order_id": "7"}, "welcome")):  # fmt: skip
+        Stored.objects.create(
+            account=master, from_email="n@agency.test", to_email=address, metadata=metadata, template=template
+        )
+    found = call(client, "messages/search.json", {"key": key, "query": query}).json()
+    assert sorted(item["email"] for item in found) == expected
+
+
+def test_search_time_series_counts_by_hour(client, master_key):
+    from mailing.models import Message as Stored
+
+    master, key = master_key
+    for status in ("sent", "sent", "rejected"):
+        Stored.objects.create(
+            account=master, from_email="n@agency.test", to_email="r@example.test", status=status
+        )
+    [row] = call(client, "messages/search-time-series.json", {"key": key, "query": "*"}).json()
+    assert (row["sent"], row["rejects"], row["opens"]) == (2, 1, 0) and len(row["time"]) == 19
