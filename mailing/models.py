@@ -6,6 +6,7 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Account
 
@@ -277,7 +278,7 @@ class Template(models.Model):
     shared_with = models.ManyToManyField(Account, blank=True, related_name="shared_templates")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    draft_updated_at = models.DateTimeField(auto_now_add=True)
+    draft_updated_at = models.DateTimeField(default=timezone.now)
 
     objects = TemplateQuerySet.as_manager()
 

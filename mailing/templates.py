@@ -23,6 +23,8 @@ from accounts.permissions import ApiCaller, require_role
 from accounts.validation import UNSTORABLE_HELP, is_storable
 
 from .models import Template
+from .outgoing import OutgoingMessage, Recipient, RecipientResult
+from .sending import accept_messages
 
 MAX_LABELS = 10
 MAX_LABEL_CHARS = 100
@@ -104,9 +106,10 @@ def templates_for(account: Account, *, label: str = "") -> QuerySet[Template]:
 
 
 def _publish(template: Template) -> None:
+    """Copy the draft to the published fields; a draft saved and published at once is not "changed"."""
     for name in DRAFT_FIELDS:
         setattr(template, f"publish_{name}", getattr(template, name))
-    template.published_at = timezone.now()
+    template.published_at = max(timezone.now(), template.draft_updated_at)
 
 
 @transaction.atomic(durable=True)
@@ -195,3 +198,21 @@ def share_template(
     record(actor=actor, account=master, action="template.shared",
            after={"name": template.name, "all": all_subaccounts, "subaccounts": [a.public_id for a in chosen]})  # fmt: skip
     return template
+
+
+def send_test(*, actor: User, account: Account, name: str) -> list[RecipientResult]:
+    """Send the draft to the person asking, as the account sends (it counts like any send), so they see
+    it as a recipient will. Raises ValidationError when it cannot go (no From, a refusal)."""
+    template = template_of(account, name)
+    require_role(actor, account, Membership.Role.ADMIN)
+    if not template.from_email:
+        raise ValidationError("Give the template a From address before sending a test.", field="from_email")
+    message = OutgoingMessage(
+        from_email=template.from_email, from_name=template.from_name, subject=f"[Test] {template.subject}",
+        html=template.code, text=template.text, recipients=[Recipient(email=actor.email)], tags=["template-test"],
+        template=template.slug,
+    )  # fmt: skip
+    results = accept_messages(account=account, message=message)
+    if results[0].status not in ("queued", "sent"):
+        raise ValidationError(f"The test was not sent: {results[0].reject_reason or results[0].status}.")
+    return results

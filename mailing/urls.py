@@ -17,4 +17,9 @@ urlpatterns = [
     path("archive/", views.archive_list, name="archive_list"),
     path("archive/<int:pk>/", views.archive_detail, name="archive_detail"),
     path("archive/<int:pk>/body/", views.archive_body, name="archive_body"),
+    path("templates/", views.template_list, name="template_list"),
+    path("templates/add/", views.template_create, name="template_create"),
+    path("templates/<str:slug>/", views.template_edit, name="template_edit"),
+    path("templates/<str:slug>/preview/", views.template_preview, name="template_preview"),
+    path("templates/<str:slug>/<str:action>/", views.template_action, name="template_action"),
 ]

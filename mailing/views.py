@@ -14,8 +14,9 @@ from accounts.impersonation_session import real_user
 from accounts.models import Account
 from accounts.validation import clean_search
 
-from . import archive, domains, keys, selectors
-from .models import ApiKey, ArchivedMessage, Message, SenderDomain
+from . import archive, domains, keys, selectors, templates
+from .forms import TemplateForm
+from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Template
 
 NEW_KEY_SESSION = "mailing_new_api_key"
 
@@ -235,3 +236,119 @@ def domain_remove(request, pk: int):
     except DomainError as exc:
         flash.error(request, exc.message)
     return redirect("mailing:domain_list")
+
+
+# --- templates ----------------------------------------------------------------------------------------
+
+
+@account_required
+def template_list(request):
+    context = {
+        "templates": templates.templates_for(request.account, label=request.GET.get("label", "")[:100]),
+        "shared": Template.objects.usable_by(request.account).exclude(account=request.account),
+        "label": request.GET.get("label", ""),
+        "nav": "templates",
+    }
+    return render(request, "mailing/template_list.html", context)
+
+
+def _template_fields(form: TemplateForm) -> dict:
+    return {name: form.cleaned_data[name] for name in ("subject", "from_email", "from_name", "code", "text")}
+
+
+@account_required
+def template_create(request):
+    form = TemplateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            template = templates.add_template(
+                actor=request.user, account=request.account, name=form.cleaned_data["name"],
+                labels=form.cleaned_data["labels"], publish="publish" in request.POST, **_template_fields(form),
+            )  # fmt: skip
+        except ValidationError as exc:
+            form.add_domain_error(exc)
+        except DomainError as exc:
+            flash.error(request, exc.message)
+        else:
+            flash.success(request, f"Template “{template.name}” created.")
+            return redirect("mailing:template_edit", slug=template.slug)
+    return render(request, "mailing/template_form.html", {"form": form, "nav": "templates"})
+
+
+def _own_template(request, slug: str) -> Template:
+    try:
+        return templates.template_of(request.account, slug)
+    except DomainError:
+        raise Http404("No such template.") from None
+
+
+@account_required
+def template_edit(request, slug: str):
+    template = _own_template(request, slug)
+    initial = {
+        name: getattr(template, name)
+        for name in ("name", "subject", "from_email", "from_name", "code", "text")
+    }
+    form = TemplateForm(
+        request.POST or None, initial=initial | {"labels": ", ".join(template.labels)}, editing=True
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            templates.update_template(
+                actor=request.user, account=request.account, name=template.slug, labels=form.cleaned_data["labels"],
+                publish="publish" in request.POST, **_template_fields(form),
+            )  # fmt: skip
+        except ValidationError as exc:
+            form.add_domain_error(exc)
+        except DomainError as exc:
+            flash.error(request, exc.message)
+        else:
+            flash.success(request, "Published." if "publish" in request.POST else "Draft saved.")
+            return redirect("mailing:template_edit", slug=template.slug)
+    context = {
+        "form": form,
+        "template": template,
+        "subaccounts": Account.objects.subaccounts_of(request.account) if request.account.is_master else [],
+        "shared_with": set(template.shared_with.values_list("pk", flat=True)),
+        "nav": "templates",
+    }
+    return render(request, "mailing/template_form.html", context)
+
+
+# The draft's HTML, shown in a sandboxed iframe with a CSP of its own, as the archive shows mail.
+@account_required
+@xframe_options_sameorigin
+@csp_override({"default-src": ["'none'"], "style-src": ["'unsafe-inline'"], "img-src": ["data:", "https:"],
+               "frame-ancestors": ["'self'"], "sandbox": [""]})  # fmt: skip
+def template_preview(request, slug: str):
+    template = _own_template(request, slug)
+    return HttpResponse(template.code or template.text, content_type="text/html; charset=utf-8")
+
+
+@require_POST
+@account_required
+def template_action(request, slug: str, action: str):
+    template = _own_template(request, slug)
+    try:
+        if action == "publish":
+            templates.publish_template(actor=request.user, account=request.account, name=template.slug)
+            flash.success(request, f"“{template.name}” published: sends use it from now on.")
+        elif action == "delete":
+            templates.delete_template(actor=request.user, account=request.account, name=template.slug)
+            flash.success(request, f"“{template.name}” deleted.")
+            return redirect("mailing:template_list")
+        elif action == "test":
+            templates.send_test(actor=request.user, account=request.account, name=template.slug)
+            flash.success(request, f"A test is on its way to {request.user.email}.")
+        elif action == "share" and request.account.is_master:
+            templates.share_template(
+                actor=request.user, master=request.account, name=template.slug,
+                subaccount_ids=[int(v) for v in request.POST.getlist("subaccounts") if v.isdigit()],
+                all_subaccounts=request.POST.get("all_subaccounts") == "on",
+            )  # fmt: skip
+            flash.success(request, "Sharing saved.")
+        else:
+            raise Http404("No such action.")
+    except DomainError as exc:
+        flash.error(request, exc.message)
+    return redirect("mailing:template_edit", slug=template.slug)

@@ -19,5 +19,5 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("mailing", "0006_scheduled_sends")]
+    dependencies = [("mailing", "0005_templates_scheduling_message_options")]
     operations = [migrations.RunPython(create, drop)]
