@@ -12,8 +12,10 @@ import logging
 import smtplib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.mail import mailers
@@ -26,6 +28,7 @@ from accounts.quota import count_outcome
 from reseller import metrics
 
 from . import archive
+from .deliverability import signing
 from .mime import RelayMessage
 from .models import Message
 from .outgoing import PAUSED_REASON
@@ -87,12 +90,13 @@ def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
         for message in messages:
             _record_failure(message, exc, report)
         return report
+    signers = Signers()
     sent: list[Message] = []  # sent, not yet recorded
     renewed_at = time.monotonic()
     try:
         for message in messages:
             try:
-                connection.send_messages([RelayMessage(message)])
+                connection.send_messages([RelayMessage(message, signer=signers.signer_for(message))])
             except Exception as exc:
                 _record_failure(message, exc, report)
             else:
@@ -107,6 +111,21 @@ def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
         connection.close()
         _record_sent(sent, report)
     return report
+
+
+class Signers:
+    """DKIM signers for one delivery run: a batch comes from few accounts and domains, so each
+    (account, From domain) is looked up once."""
+
+    def __init__(self) -> None:
+        self.found: dict[tuple[int, str], Callable[[bytes], bytes] | None] = {}
+
+    def signer_for(self, message: Message) -> Callable[[bytes], bytes] | None:
+        lookup = (message.account_id, message.from_email.rsplit("@", 1)[-1].lower())
+        if lookup not in self.found:
+            key = signing.signing_key_for(message.account, message.from_email)
+            self.found[lookup] = partial(signing.sign, domain=key[0], key=key[1]) if key else None
+        return self.found[lookup]
 
 
 def _renew_after() -> float:

@@ -18,6 +18,7 @@ from accounts.errors import ValidationError
 from accounts.models import Account, Membership, User
 from accounts.permissions import require_role
 
+from .deliverability import signing
 from .models import SenderDomain
 
 DOMAIN_PATTERN = re.compile(r"(?=.{1,253}$)(?!-)([a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}")
@@ -56,6 +57,7 @@ def add_domain(*, actor: User, account: Account, domain: str, real_actor: User |
             )
     except IntegrityError:
         raise ValidationError(f"{domain} is already on your list.", field="domain") from None
+    signing.generate_key(sender_domain)
     record(
         actor=actor, real_actor=real_actor, account=account, action="domain.added", after={"domain": domain}
     )
@@ -73,6 +75,65 @@ def lookup_txt(name: str) -> list[str]:
     return [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in answer]
 
 
+def _txt(name: str) -> tuple[list[str], str]:
+    """The TXT strings at `name`, or none and why (the error a person reads beside the record)."""
+    try:
+        return lookup_txt(name), ""
+    except dns.resolver.NXDOMAIN:
+        return [], f"No TXT record at {name} yet. DNS changes can take a while to appear."
+    except dns.resolver.NoAnswer:
+        return [], f"{name} exists but has no TXT record."
+    except (dns.exception.Timeout, dns.resolver.NoNameservers):
+        return [], "The DNS lookup timed out. Try again in a minute."
+    except dns.exception.DNSException as exc:
+        return [], f"The DNS lookup failed: {exc}"[:300]
+
+
+def _normalised(record: str) -> str:
+    return "".join(record.split()).lower()
+
+
+def spf_record(sender_domain: SenderDomain) -> str:
+    return f"v=spf1 include:{settings.SPF_INCLUDE} ~all"
+
+
+def dmarc_record(sender_domain: SenderDomain) -> str:
+    return f"v=DMARC1; p=none; rua=mailto:dmarc@{sender_domain.domain}"
+
+
+def check_dkim(sender_domain: SenderDomain) -> dict:
+    key = signing.newest_key(sender_domain) or signing.generate_key(sender_domain)
+    values, error = _txt(key.record_name)
+    if error:
+        return {"valid": False, "error": error}
+    if not any(_normalised(key.public_key) in _normalised(value) for value in values):
+        return {"valid": False, "error": f"The TXT record at {key.record_name} does not hold this key (p=…)."}
+    signing.mark_published(key)
+    return {"valid": True, "error": None}
+
+
+def check_spf(sender_domain: SenderDomain) -> dict:
+    values, error = _txt(sender_domain.domain)
+    spf = [value for value in values if value.lower().startswith("v=spf1")]
+    if not spf:
+        return {"valid": False, "error": error or f"{sender_domain.domain} has no SPF record (v=spf1 …)."}
+    if len(spf) > 1:
+        return {"valid": False, "error": "There is more than one SPF record: receivers then ignore them all."}
+    if f"include:{settings.SPF_INCLUDE}".lower() not in spf[0].lower().split():
+        return {"valid": False, "error": f"The SPF record does not include:{settings.SPF_INCLUDE}."}
+    return {"valid": True, "error": None}
+
+
+def check_dmarc(sender_domain: SenderDomain) -> dict:
+    values, error = _txt(f"_dmarc.{sender_domain.domain}")
+    if not any(value.startswith("v=DMARC1") for value in values):
+        return {
+            "valid": False,
+            "error": error or "The record doesn't begin with a valid version tag (v=DMARC1).",
+        }
+    return {"valid": True, "error": None}
+
+
 def verify_domain(
     *, actor: User, account: Account, domain_id: int, real_actor: User | None = None
 ) -> SenderDomain:
@@ -80,29 +141,19 @@ def verify_domain(
     Raises SenderDomain.DoesNotExist (not this account's) or PermissionDenied."""
     sender_domain = SenderDomain.objects.for_account(account).get(pk=domain_id)
     require_role(actor, account, Membership.Role.ADMIN)
-    error = ""
-    try:
-        values = lookup_txt(sender_domain.record_name)
-    except dns.resolver.NXDOMAIN:
-        error = f"No TXT record at {sender_domain.record_name} yet. DNS changes can take a while to appear."
-    except dns.resolver.NoAnswer:
-        error = f"{sender_domain.record_name} exists but has no TXT record."
-    except (dns.exception.Timeout, dns.resolver.NoNameservers):
-        error = "The DNS lookup timed out. Try again in a minute."
-    except dns.exception.DNSException as exc:
-        error = f"The DNS lookup failed: {exc}"[:300]
-    else:
-        if sender_domain.record_value not in values:
-            error = (
-                f"The TXT record at {sender_domain.record_name} does not hold {sender_domain.record_value}."
-            )
+    values, error = _txt(sender_domain.record_name)
+    if not error and sender_domain.record_value not in values:
+        error = f"The TXT record at {sender_domain.record_name} does not hold {sender_domain.record_value}."
     with transaction.atomic():
+        sender_domain.dns_checks = {
+            "dkim": check_dkim(sender_domain), "spf": check_spf(sender_domain), "dmarc": check_dmarc(sender_domain)
+        }  # fmt: skip
         sender_domain.last_checked_at = timezone.now()
         sender_domain.last_error = error
         newly_verified = not error and sender_domain.verified_at is None
         if newly_verified:
             sender_domain.verified_at = sender_domain.last_checked_at
-        sender_domain.save(update_fields=["last_checked_at", "last_error", "verified_at"])
+        sender_domain.save(update_fields=["last_checked_at", "last_error", "verified_at", "dns_checks"])
         if newly_verified:
             record(actor=actor, real_actor=real_actor, account=account, action="domain.verified",
                    after={"domain": sender_domain.domain})  # fmt: skip

@@ -10,6 +10,7 @@ a Message-ID that stays the same on every attempt.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -102,13 +103,32 @@ def _add_body(mime: EmailMessage, message: Message) -> None:
         )  # fmt: skip
 
 
+class SignedMime:
+    """The bytes a relay receives: the DKIM-Signature computed over exactly these bytes, in front of
+    them. Django's backends only call as_bytes() (and the file backend get_charset())."""
+
+    def __init__(self, mime: EmailMessage, signer: Callable[[bytes], bytes] | None) -> None:
+        self.mime = mime
+        body = mime.as_bytes()
+        self.data = (signer(body) if signer else b"") + body
+
+    def as_bytes(self, *args, **kwargs) -> bytes:
+        return self.data
+
+    def get_charset(self):
+        return None
+
+    def __getitem__(self, name: str):
+        return self.mime[name]
+
+
 class RelayMessage:
     """What Django's mail backends read from a message (`from_email`, `recipients()`, `message()`),
-    around a MIME message of ours. The envelope goes to one recipient (and the Bcc copy), whatever the
-    headers show."""
+    around a MIME message of ours, signed by `signer` (DKIM) when one is given. The envelope goes to one
+    recipient (and the Bcc copy), whatever the headers show."""
 
-    def __init__(self, message: Message) -> None:
-        self.mime = build_mime(message)
+    def __init__(self, message: Message, signer: Callable[[bytes], bytes] | None = None) -> None:
+        self.mime = SignedMime(build_mime(message), signer)
         self.from_email = message.from_email
         self.to = [message.to_email] + ([message.bcc_address] if message.bcc_address else [])
         self.subject = message.subject

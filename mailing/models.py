@@ -198,6 +198,9 @@ class SenderDomain(models.Model):
         default=False, help_text="A master's domain, usable by all its subaccounts, present and future."
     )
     shared_with = models.ManyToManyField(Account, blank=True, related_name="shared_sender_domains")
+    dns_checks = models.JSONField(
+        default=dict, blank=True, help_text="The last check of each record: {dkim|spf|dmarc: {valid, error}}."
+    )
 
     objects = SenderDomainQuerySet.as_manager()
 
@@ -295,3 +298,38 @@ class Template(models.Model):
     @property
     def is_published(self) -> bool:
         return self.published_at is not None
+
+
+class DkimKey(models.Model):
+    """A sending domain's DKIM key pair. The newest key not retired signs; an older one stays until
+    retired so that mail signed with it verifies while receivers' DNS caches catch up after a rotation.
+    The private key is encrypted at rest (mailing/deliverability/signing.py)."""
+
+    domain = models.ForeignKey(SenderDomain, on_delete=models.CASCADE, related_name="dkim_keys")
+    selector = models.CharField(max_length=63)
+    private_key = models.TextField(help_text="PEM, encrypted with DKIM_ENCRYPTION_KEY.")
+    public_key = models.TextField(
+        help_text="Base64 of the DER SubjectPublicKeyInfo, as the DNS record holds it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a check first found its DNS record."
+    )
+    retired_at = models.DateTimeField(null=True, blank=True, help_text="Replaced by a newer published key.")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "selector"], name="dkim_selector_per_domain")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain.domain}"
+
+    @property
+    def record_name(self) -> str:
+        return str(self)
+
+    @property
+    def record_value(self) -> str:
+        return f"v=DKIM1; k=rsa; p={self.public_key}"

@@ -16,7 +16,7 @@ class RelayEmailBackend(EmailBackend):
             return super()._send(email_message)
         from_email = self.prep_address(email_message.from_email, force_ascii=False)
         recipients = [self.prep_address(address, force_ascii=False) for address in email_message.recipients()]
-        data = email_message.message().as_bytes(policy=policy.SMTPUTF8)
+        data = email_message.message().as_bytes(policy=policy.SMTPUTF8)  # ours ignore it: built so
         try:
             self.connection.sendmail(from_email, recipients, data, mail_options=["SMTPUTF8"])
         except smtplib.SMTPException:

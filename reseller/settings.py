@@ -265,6 +265,10 @@ ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
 IDEMPOTENCY_HOURS = env.int("IDEMPOTENCY_HOURS", default=24)
 # `.test` addresses (RFC 2606's domain for testing, which the demo and the tests use) are valid recipients
 # and senders only outside production; elsewhere they are `invalid`, like `@localhost`.
+# DKIM keys are encrypted at rest with this Fernet key (derived from SECRET_KEY when unset; set it in
+# production so that rotating SECRET_KEY does not lose them). Sending domains publish an SPF include.
+DKIM_ENCRYPTION_KEY = env.str("DKIM_ENCRYPTION_KEY", default="")
+SPF_INCLUDE = env.str("SPF_INCLUDE", default="spf.reseller.example")
 ALLOW_TEST_EMAIL_DOMAINS = env.bool("ALLOW_TEST_EMAIL_DOMAINS", default=not PRODUCTION)
 # A worker renews its claim on a batch every DELIVERY_MARK_EVERY messages; a claim not renewed for
 # this long belongs to a dead worker and the sweep (every minute) hands it to another. Longer than the

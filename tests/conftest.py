@@ -6,6 +6,7 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 
 from reseller.celery import app as celery_app
+from tests.dns_server import LocalDNS
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -100,3 +101,14 @@ def smtp_sink(settings):
     }
     yield handler
     controller.stop()
+
+
+@pytest.fixture
+def dns_server(settings):
+    """A DNS server on loopback that the product's resolver asks (records set by the test)."""
+    server = LocalDNS()
+    settings.DNS_RESOLVER_NAMESERVERS = ["127.0.0.1"]
+    settings.DNS_RESOLVER_PORT = server.port
+    settings.DNS_RESOLVER_TIMEOUT = 0.5
+    yield server
+    server.close()

@@ -6,111 +6,169 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_list_and_billing_indexes'),
-        ('mailing', '0004_idempotent_calls'),
+        ("accounts", "0003_list_and_billing_indexes"),
+        ("mailing", "0004_idempotent_calls"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Template',
+            name="Template",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('slug', models.SlugField(allow_unicode=True, max_length=255)),
-                ('labels', models.JSONField(blank=True, default=list)),
-                ('code', models.TextField(blank=True, help_text="The draft's HTML, with mc:edit regions and merge tags.")),
-                ('text', models.TextField(blank=True)),
-                ('subject', models.CharField(blank=True, max_length=998)),
-                ('from_email', models.CharField(blank=True, max_length=254)),
-                ('from_name', models.CharField(blank=True, max_length=255)),
-                ('publish_code', models.TextField(blank=True, null=True)),
-                ('publish_text', models.TextField(blank=True, null=True)),
-                ('publish_subject', models.CharField(blank=True, max_length=998, null=True)),
-                ('publish_from_email', models.CharField(blank=True, max_length=254, null=True)),
-                ('publish_from_name', models.CharField(blank=True, max_length=255, null=True)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('share_with_all_subaccounts', models.BooleanField(default=False, help_text="A master's template: every subaccount, present and future, may send with it.")),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('draft_updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                ("slug", models.SlugField(allow_unicode=True, max_length=255)),
+                ("labels", models.JSONField(blank=True, default=list)),
+                (
+                    "code",
+                    models.TextField(
+                        blank=True, help_text="The draft's HTML, with mc:edit regions and merge tags."
+                    ),
+                ),
+                ("text", models.TextField(blank=True)),
+                ("subject", models.CharField(blank=True, max_length=998)),
+                ("from_email", models.CharField(blank=True, max_length=254)),
+                ("from_name", models.CharField(blank=True, max_length=255)),
+                ("publish_code", models.TextField(blank=True, null=True)),
+                ("publish_text", models.TextField(blank=True, null=True)),
+                ("publish_subject", models.CharField(blank=True, max_length=998, null=True)),
+                ("publish_from_email", models.CharField(blank=True, max_length=254, null=True)),
+                ("publish_from_name", models.CharField(blank=True, max_length=255, null=True)),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "share_with_all_subaccounts",
+                    models.BooleanField(
+                        default=False,
+                        help_text="A master's template: every subaccount, present and future, may send with it.",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("draft_updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.RemoveConstraint(
-            model_name='message',
-            name='message_status_valid',
+            model_name="message",
+            name="message_status_valid",
         ),
         migrations.RemoveIndex(
-            model_name='message',
-            name='message_pending',
+            model_name="message",
+            name="message_pending",
         ),
         migrations.AddField(
-            model_name='message',
-            name='bcc_address',
-            field=models.CharField(blank=True, help_text="Gets a copy of this recipient's mail.", max_length=254),
+            model_name="message",
+            name="bcc_address",
+            field=models.CharField(
+                blank=True, help_text="Gets a copy of this recipient's mail.", max_length=254
+            ),
         ),
         migrations.AddField(
-            model_name='message',
-            name='important',
+            model_name="message",
+            name="important",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='message',
-            name='send_at',
-            field=models.DateTimeField(blank=True, help_text='Scheduled: when it is to leave (UTC).', null=True),
+            model_name="message",
+            name="send_at",
+            field=models.DateTimeField(
+                blank=True, help_text="Scheduled: when it is to leave (UTC).", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='message',
-            name='shown_cc',
-            field=models.JSONField(blank=True, default=list, help_text='preserve_recipients: the Cc list shown.'),
+            model_name="message",
+            name="shown_cc",
+            field=models.JSONField(
+                blank=True, default=list, help_text="preserve_recipients: the Cc list shown."
+            ),
         ),
         migrations.AddField(
-            model_name='message',
-            name='shown_to',
-            field=models.JSONField(blank=True, default=list, help_text='preserve_recipients: the To list every copy shows ([{email, name}]).'),
+            model_name="message",
+            name="shown_to",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="preserve_recipients: the To list every copy shows ([{email, name}]).",
+            ),
         ),
         migrations.AddField(
-            model_name='message',
-            name='template',
-            field=models.CharField(blank=True, help_text='The slug of the template it was sent with.', max_length=255),
+            model_name="message",
+            name="template",
+            field=models.CharField(
+                blank=True, help_text="The slug of the template it was sent with.", max_length=255
+            ),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='status',
-            field=models.CharField(choices=[('scheduled', 'Scheduled'), ('queued', 'Queued'), ('held', 'Held (sending paused)'), ('sending', 'Sending'), ('sent', 'Sent'), ('rejected', 'Rejected'), ('bounced', 'Bounced'), ('failed', 'Failed')], default='queued', max_length=10),
+            model_name="message",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("scheduled", "Scheduled"),
+                    ("queued", "Queued"),
+                    ("held", "Held (sending paused)"),
+                    ("sending", "Sending"),
+                    ("sent", "Sent"),
+                    ("rejected", "Rejected"),
+                    ("bounced", "Bounced"),
+                    ("failed", "Failed"),
+                ],
+                default="queued",
+                max_length=10,
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('status__in', ['scheduled', 'queued', 'held', 'sending'])), fields=['status', 'next_attempt_at'], name='message_pending'),
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("status__in", ["scheduled", "queued", "held", "sending"])),
+                fields=["status", "next_attempt_at"],
+                name="message_pending",
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('template', ''), _negated=True), fields=['account', 'template', '-created_at'], name='message_template'),
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("template", ""), _negated=True),
+                fields=["account", "template", "-created_at"],
+                name="message_template",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['scheduled', 'queued', 'held', 'sending', 'sent', 'rejected', 'bounced', 'failed'])), name='message_status_valid'),
+            model_name="message",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        ["scheduled", "queued", "held", "sending", "sent", "rejected", "bounced", "failed"],
+                    )
+                ),
+                name="message_status_valid",
+            ),
         ),
         migrations.AddField(
-            model_name='template',
-            name='account',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='templates', to='accounts.account'),
+            model_name="template",
+            name="account",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="templates", to="accounts.account"
+            ),
         ),
         migrations.AddField(
-            model_name='template',
-            name='shared_with',
-            field=models.ManyToManyField(blank=True, related_name='shared_templates', to='accounts.account'),
+            model_name="template",
+            name="shared_with",
+            field=models.ManyToManyField(blank=True, related_name="shared_templates", to="accounts.account"),
         ),
         migrations.AddConstraint(
-            model_name='template',
-            constraint=models.UniqueConstraint(fields=('account', 'slug'), name='template_slug_per_account'),
+            model_name="template",
+            constraint=models.UniqueConstraint(fields=("account", "slug"), name="template_slug_per_account"),
         ),
         migrations.AddConstraint(
-            model_name='template',
-            constraint=models.UniqueConstraint(fields=('account', 'name'), name='template_name_per_account'),
+            model_name="template",
+            constraint=models.UniqueConstraint(fields=("account", "name"), name="template_name_per_account"),
         ),
     ]

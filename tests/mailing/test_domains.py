@@ -1,12 +1,5 @@
 """Sending domains, verified through the real dnspython lookup path against a small local DNS server."""
 
-import socket
-import threading
-
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
 import pytest
 from django.urls import reverse
 
@@ -18,55 +11,6 @@ from mailing.sending import OutgoingMessage, Recipient, accept_messages
 from tests.factories import MembershipFactory, SubaccountFactory, subaccount_with_owner
 
 pytestmark = [pytest.mark.django_db, pytest.mark.verified_domains_only]
-
-
-class LocalDNS:
-    """Answers TXT queries from `records` ({name: [values]}); names in `silent` get no answer at all."""
-
-    def __init__(self):
-        self.records: dict[str, list[str]] = {}
-        self.silent: set[str] = set()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.running = True
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while self.running:
-            try:
-                wire, peer = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            query = dns.message.from_wire(wire)
-            question = query.question[0]
-            name = question.name.to_text().rstrip(".")
-            if name in self.silent:
-                continue
-            response = dns.message.make_response(query)
-            values = self.records.get(name)
-            if values is None:
-                response.set_rcode(dns.rcode.NXDOMAIN)
-            elif question.rdtype == dns.rdatatype.TXT:
-                response.answer.append(
-                    dns.rrset.from_text(question.name, 60, "IN", "TXT", *[f'"{v}"' for v in values])
-                )
-            self.sock.sendto(response.to_wire(), peer)
-
-    def close(self):
-        self.running = False
-        self.sock.close()
-
-
-@pytest.fixture
-def dns_server(settings):
-    server = LocalDNS()
-    settings.DNS_RESOLVER_NAMESERVERS = ["127.0.0.1"]
-    settings.DNS_RESOLVER_PORT = server.port
-    settings.DNS_RESOLVER_TIMEOUT = 0.5
-    yield server
-    server.close()
 
 
 def _admin(account):

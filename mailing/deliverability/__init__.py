@@ -1,0 +1,1 @@
+"""Deliverability: DKIM keys and signing, bounces and complaints, the suppression list."""

@@ -1,0 +1,122 @@
+"""DKIM: a key pair per sending domain (RSA 2048, the private key encrypted at rest), rotation by
+selector, and the signature every outgoing message gets in the worker.
+
+The encryption key comes from DKIM_ENCRYPTION_KEY (a Fernet key); without one it is derived from
+SECRET_KEY, which ties the DKIM keys to it: production should set its own, so rotating SECRET_KEY does not
+make every domain's key unreadable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from functools import lru_cache
+
+import dkim
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import Account
+
+from ..models import DkimKey, SenderDomain
+
+KEY_BITS = 2048
+# RFC 6376 §5.4.1 and §8: sign what identifies and describes the message, including headers that are
+# absent (signing an absent From-like header stops one being added later).
+SIGNED_HEADERS = [
+    b"from", b"reply-to", b"subject", b"date", b"to", b"cc", b"message-id", b"mime-version",
+    b"content-type", b"content-transfer-encoding", b"in-reply-to", b"references", b"list-unsubscribe",
+    b"list-unsubscribe-post",
+]  # fmt: skip
+
+
+def _fernet() -> Fernet:
+    configured = getattr(settings, "DKIM_ENCRYPTION_KEY", "")
+    key = (
+        configured.encode()
+        if configured
+        else base64.urlsafe_b64encode(hashlib.sha256(b"dkim-keys:" + settings.SECRET_KEY.encode()).digest())
+    )
+    return Fernet(key)
+
+
+def new_selector(now=None) -> str:
+    """Selectors name their key's birth (rs20261124a), so a rotation gets a new one and old ones sort."""
+    now = now or timezone.now()
+    return f"rs{now:%Y%m%d%H%M%S}"
+
+
+def generate_key(domain: SenderDomain, *, selector: str | None = None) -> DkimKey:
+    """Make and store a new key pair for `domain` (the caller's transaction)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return DkimKey.objects.create(
+        domain=domain,
+        selector=selector or new_selector(),
+        private_key=_fernet().encrypt(pem).decode("ascii"),
+        public_key=base64.b64encode(public).decode("ascii"),
+    )
+
+
+def active_key(domain: SenderDomain) -> DkimKey | None:
+    """The key that signs: the newest one whose record a check has found. An unpublished key never
+    signs (receivers could not verify it); after a rotation the old key signs until the new one is seen."""
+    return (
+        domain.dkim_keys.filter(retired_at__isnull=True, published_at__isnull=False)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def newest_key(domain: SenderDomain) -> DkimKey | None:
+    """The key whose record the domain page asks to publish."""
+    return domain.dkim_keys.filter(retired_at__isnull=True).order_by("-created_at", "-pk").first()
+
+
+def mark_published(key: DkimKey) -> None:
+    """The check found `key`'s record: it signs from now on, and the older keys retire."""
+    now = timezone.now()
+    if key.published_at is None:
+        key.published_at = now
+        key.save(update_fields=["published_at"])
+    key.domain.dkim_keys.filter(retired_at__isnull=True, created_at__lt=key.created_at).update(retired_at=now)
+
+
+@lru_cache(maxsize=256)
+def _private_pem(encrypted: str) -> bytes:
+    # Decrypting costs less than signing, but a batch signs with few keys: keep them for the process.
+    return _fernet().decrypt(encrypted.encode("ascii"))
+
+
+def sign(message: bytes, *, domain: str, key: DkimKey) -> bytes:
+    """The DKIM-Signature header line (with its CRLF) for `message`, to put in front of it."""
+    return dkim.sign(
+        message,
+        key.selector.encode(),
+        domain.encode("idna"),
+        _private_pem(key.private_key),
+        canonicalize=(b"relaxed", b"relaxed"),
+        include_headers=SIGNED_HEADERS,
+    )
+
+
+def signing_key_for(account: Account, from_email: str) -> tuple[str, DkimKey] | None:
+    """The domain and key that sign mail `account` sends from `from_email`: the verified domain it may
+    use that is the From domain or its parent (its own, or its master's shared one), or None."""
+    from_domain = from_email.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+    usable = SenderDomain.objects.usable_by(account)
+    for sender_domain in sorted(usable, key=lambda d: -len(d.domain)):  # the most specific domain signs
+        if from_domain == sender_domain.domain or from_domain.endswith("." + sender_domain.domain):
+            key = active_key(sender_domain)
+            return (sender_domain.domain, key) if key else None
+    return None
