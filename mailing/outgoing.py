@@ -39,6 +39,11 @@ class OutgoingMessage:
     inline_css: bool = False  # move the HTML's <style> rules into style attributes
     template: str = ""  # the slug of the template the message was made from
     send_at: datetime | None = None  # scheduled: leaves then (UTC), the quota counted now
+    # Mandrill's merge: None means "decide" (on when variables are given or a template is sent)
+    merge: bool | None = None
+    merge_language: str = "mailchimp"
+    global_merge_vars: list | None = None
+    merge_vars: list | None = None
 
 
 @dataclass(frozen=True)

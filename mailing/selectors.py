@@ -44,12 +44,17 @@ class MessageFilters:
         )
 
 
-def has_tag(tag: str) -> Q:
-    """Messages carrying `tag`: JSON containment on PostgreSQL (indexable), a text match on SQLite,
-    which has no JSON containment (the embedded set-up only)."""
+def list_contains(field: str, value: str) -> Q:
+    """Rows whose JSON list `field` holds `value`: containment on PostgreSQL (indexable), a text match
+    on SQLite, which has no JSON containment (the embedded set-up only)."""
     if connection.vendor == "postgresql":
-        return Q(tags__contains=[tag])
-    return Q(tags__icontains=json.dumps(tag))
+        return Q(**{f"{field}__contains": [value]})
+    return Q(**{f"{field}__icontains": json.dumps(value)})
+
+
+def has_tag(tag: str) -> Q:
+    """Messages carrying `tag`."""
+    return list_contains("tags", tag)
 
 
 def _date(value: str | None) -> date | None:

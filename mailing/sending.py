@@ -28,6 +28,7 @@ from .checks import check_identity, check_storable, is_valid_address
 from .domains import may_send_from
 from .models import Message
 from .outgoing import PAUSED_REASON, OutgoingMessage, Recipient, RecipientResult
+from .personalisation import Personalised, personalise
 from .tasks import enqueue_delivery
 
 logger = logging.getLogger(__name__)
@@ -110,13 +111,22 @@ def _accept(
     invalid = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
     if not valid:
         return invalid
+    rendered = personalise(message, valid, now=now)
     if not may_send_from(account, message.from_email):
         count_outcome(account=account, outcome="rejected", n=len(valid), now=now)
         return [
             RecipientResult(email=r.email, status="rejected", reject_reason="unsigned") for r in valid
         ] + invalid
     try:
-        return _store(account=account, message=message, recipients=valid, invalid=invalid, key=key, now=now)
+        return _store(
+            account=account,
+            message=message,
+            recipients=valid,
+            invalid=invalid,
+            key=key,
+            now=now,
+            rendered=rendered,
+        )
     except idempotency.RepeatedCall as repeated:
         return repeated.answer
     except QuotaExceeded as exc:
@@ -155,6 +165,7 @@ def _store(
     invalid: list[RecipientResult],
     key: str | None,
     now: datetime,
+    rendered: dict[str, Personalised] | None,
 ) -> list[RecipientResult]:
     # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send.
     account = Account.objects.select_related("parent").get(pk=account.pk)
@@ -174,9 +185,9 @@ def _store(
                 to_email=recipient.email,
                 to_name=recipient.name,
                 to_type=recipient.type,
-                subject=message.subject,
-                text=message.text,
-                html=message.html,
+                subject=rendered[recipient.email].subject if rendered else message.subject,
+                text=rendered[recipient.email].text if rendered else message.text,
+                html=rendered[recipient.email].html if rendered else message.html,
                 headers=message.headers,
                 attachments=message.attachments,
                 tags=message.tags,

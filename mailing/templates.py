@@ -9,6 +9,7 @@ role inside the account, and writes the audit trail.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -22,8 +23,10 @@ from accounts.models import Account, Membership, User
 from accounts.permissions import ApiCaller, require_role
 from accounts.validation import UNSTORABLE_HELP, is_storable
 
+from . import merge
 from .models import Template
 from .outgoing import OutgoingMessage, Recipient, RecipientResult
+from .selectors import list_contains
 from .sending import accept_messages
 
 MAX_LABELS = 10
@@ -101,7 +104,7 @@ def template_for_sending(account: Account, name: str) -> Template:
 def templates_for(account: Account, *, label: str = "") -> QuerySet[Template]:
     templates = Template.objects.for_account(account)
     if label:
-        templates = templates.filter(labels__contains=[label.strip().lower()])
+        templates = templates.filter(list_contains("labels", label.strip().lower()))
     return templates.order_by("name")
 
 
@@ -216,3 +219,28 @@ def send_test(*, actor: User, account: Account, name: str) -> list[RecipientResu
     if results[0].status not in ("queued", "sent"):
         raise ValidationError(f"The test was not sent: {results[0].reject_reason or results[0].status}.")
     return results
+
+
+def message_from_template(
+    template: Template, message: OutgoingMessage, template_content: Any
+) -> OutgoingMessage:
+    """`messages/send-template`: the template's published HTML with its mc:edit regions filled from
+    `template_content`, and its subject, sender and text wherever the message leaves them empty (what the
+    message sets wins). Raises ValidationError for a template never published or content that does not fit."""
+    if not template.is_published:
+        raise ValidationError(
+            f'The template "{template.name}" has not been published yet.', field="template_name"
+        )
+    try:
+        html = merge.fill_editable_regions(template.publish_code or "", template_content or [])
+    except merge.MergeError as exc:
+        raise ValidationError(f"template_content: {exc.message}", field="template_content") from None
+    return replace(
+        message,
+        html=html,
+        text=message.text or template.publish_text or "",
+        subject=message.subject or template.publish_subject or "",
+        from_email=message.from_email or template.publish_from_email or "",
+        from_name=message.from_name or template.publish_from_name or "",
+        template=template.slug,
+    )

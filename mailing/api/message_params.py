@@ -119,12 +119,33 @@ def subaccount(message: dict) -> str | None:
     return value
 
 
-def outgoing_message(message: Any) -> OutgoingMessage:
-    """The whole `message` object, checked. Raises ApiError (ValidationError) on the first bad field."""
+MERGE_LANGUAGES = ("mailchimp", "handlebars")
+
+
+def merge_options(message: dict) -> dict[str, Any]:
+    """merge, merge_language, global_merge_vars and merge_vars; their entries are checked when merged."""
+    merge = message.get("merge")
+    if merge is not None and not isinstance(merge, bool):
+        raise _problem("merge", "Please enter true or false")
+    language = message.get("merge_language") or "mailchimp"
+    if language not in MERGE_LANGUAGES:
+        raise _problem("merge_language", "Use mailchimp or handlebars")
+    lists = {}
+    for name in ("global_merge_vars", "merge_vars"):
+        value = message.get(name)
+        if value is not None and not isinstance(value, list):
+            raise _problem(name, "Please enter an array")
+        lists[name] = value
+    return {"merge": merge, "merge_language": language, **lists}
+
+
+def outgoing_message(message: Any, *, from_required: bool = True) -> OutgoingMessage:
+    """The whole `message` object, checked. Raises ApiError (ValidationError) on the first bad field.
+    A template may give the sender, so send-template does not require from_email here."""
     if not isinstance(message, dict):
         raise invalid("You must specify a message value")
     from_email = text(message, "from_email", 254).strip()
-    if not from_email:
+    if not from_email and from_required:
         raise _problem("from_email", "An email address must contain a single @")
     headers = an_object(message.get("headers"), "headers")
     return OutgoingMessage(
@@ -145,4 +166,5 @@ def outgoing_message(message: Any) -> OutgoingMessage:
         important=flag(message, "important"),
         auto_text=flag(message, "auto_text"),
         inline_css=flag(message, "inline_css"),
+        **merge_options(message),
     )

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from .. import raw, scheduling, selectors
+from .. import raw, scheduling, selectors, templates
 from ..models import Message
 from ..selectors import matching_messages, message_of
 from ..sending import accept_messages, resolve_sender
@@ -169,3 +169,20 @@ def send_raw(call: Call) -> Any:
         result.as_mandrill()
         for result in accept_messages(account=account, message=outgoing, idempotency_key=key)
     ]
+
+
+@api_call("messages", "send-template")
+def send_template(call: Call) -> Any:
+    """A template (the sender's own, or one its master shares with it) merged per recipient, through the
+    same accept path as messages/send."""
+    raw_message = call.params.get("message")
+    outgoing = message_params.outgoing_message(raw_message, from_required=False)
+    outgoing.send_at = send_at(call)
+    account = resolve_sender(account=call.account, subaccount_id=message_params.subaccount(raw_message))
+    template = templates.template_for_sending(
+        account, call.string("template_name", required=True, max_length=255)
+    )
+    content = call.params.get("template_content", [])
+    outgoing = templates.message_from_template(template, outgoing, content)
+    results = accept_messages(account=account, message=outgoing, idempotency_key=_idempotency_key(call))
+    return [result.as_mandrill() for result in results]

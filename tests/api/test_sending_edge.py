@@ -132,9 +132,9 @@ def test_every_path_under_api_answers_in_mandrills_shape(client, db, path):
 
 
 def test_a_mandrill_call_we_lack_says_so_after_the_key_is_checked(client, agency):
-    assert_error(call(client, "templates/add.json", {"key": "md-wrong"}), "Invalid_Key")
-    body = assert_error(call(client, "templates/add.json", {"key": agency["master_key"]}), "Unsupported_Call")
-    assert "does not support /templates/add" in body["message"]
+    assert_error(call(client, "ips/list.json", {"key": "md-wrong"}), "Invalid_Key")
+    body = assert_error(call(client, "ips/list.json", {"key": agency["master_key"]}), "Unsupported_Call")
+    assert "does not support /ips/list" in body["message"]
 
 
 def test_a_call_mandrill_does_not_have_is_unknown_after_the_key_is_checked(client, agency):
