@@ -204,3 +204,29 @@ def test_django_anymail_sends_a_template_with_merge_data(live_server, keys, sett
     assert stored["b@example.test"].html == "<p>Hi Bo from Agency</p>" and stored[
         "b@example.test"
     ].metadata == {"order": "2"}
+
+
+def test_the_old_mandrill_package_sends_templates_merges_and_schedules(live_server, keys, monkeypatch):
+    import mandrill
+
+    monkeypatch.setattr(mandrill, "ROOT", f"{live_server.url}/api/1.0/")
+    client = mandrill.Mandrill(keys["master"])
+    client.templates.add(
+        name="Receipt", from_email="shop@agency.test", subject="Receipt *|N|*", code="<p>*|N|*</p>"
+    )
+    assert client.templates.render("receipt", [], [{"name": "N", "content": "9"}])["html"] == "<p>9</p>"
+    [sent] = client.messages.send_template(
+        "receipt",
+        [],
+        {
+            "to": [{"email": "r@example.test"}],
+            "merge_vars": [{"rcpt": "r@example.test", "vars": [{"name": "n", "content": "5"}]}],
+        },
+    )
+    assert sent["status"] == "queued" and Message.objects.get(public_id=sent["_id"]).subject == "Receipt 5"
+    [later] = client.messages.send({"from_email": "shop@agency.test", "text": "x", "to": [{"email": "l@example.test"}]},
+                                   send_at="2099-01-01 00:00:00")  # fmt: skip
+    assert later["status"] == "scheduled"
+    assert client.messages.cancel_scheduled(later["_id"])["_id"] == later["_id"]
+    with pytest.raises(mandrill.UnknownTemplateError):
+        client.templates.info("nope")
