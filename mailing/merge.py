@@ -243,7 +243,7 @@ def _unsubscribe_link(context: MergeContext, redirect: str) -> str:
     if not context.unsubscribe_url or not redirect:
         return context.unsubscribe_url
     separator = "&" if "?" in context.unsubscribe_url else "?"
-    return f"{context.unsubscribe_url}{separator}redirect={quote(redirect, safe='')}"
+    return f"{context.unsubscribe_url}{separator}redirect={quote(redirect, safe='', errors='replace')}"
 
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -781,6 +781,8 @@ def _hb_refuse(rest: str, where: str) -> None:
         raise MergeError(f"{where}: hash arguments (name=value) are not supported.")
     if rest[:1] == "|":
         raise MergeError(f"{where}: block parameters (as |x|) are not supported.")
+    if rest[:1] == "[":
+        raise MergeError(f"{where}: a [segment] is never closed.")
     raise MergeError(f"{where} is not a valid Handlebars expression.")
 
 
@@ -910,7 +912,9 @@ def _hb_output(arguments: list, escape: bool, where: str) -> _Output:
         raise MergeError(f"{where}: {shown} is not a helper Mandrill provides.")
     fewest, most = _HB_INLINE_HELPERS[name]
     if not fewest <= len(arguments) - 1 <= most:
-        raise MergeError(f"{where}: {name} takes {'one argument' if most == 1 else 'at most one argument'}.")
+        raise MergeError(
+            f"{where}: {name} takes {'one argument' if fewest == 1 else 'at most one argument'}."
+        )
     if any(argument[0] == "compare" for argument in arguments[1:]):
         raise MergeError(f"{where}: a backtick comparison can only be the condition of an if.")
     return _Output(name, arguments[1:], escape)
@@ -978,9 +982,7 @@ def _hb_parse(text: str) -> list:
                 raise MergeError("{{else}} is not inside a block.")
             block = open_blocks[-1][0]
             if block.otherwise is not None:
-                raise MergeError(
-                    f"The {{{{#{block.name}}}}} block has a second branch after its {{{{else}}}}."
-                )
+                raise MergeError(f"{block.opening} has another branch after its {{{{else}}}}.")
             if token.payload is None:
                 block.otherwise = body = []
             else:
@@ -1072,7 +1074,9 @@ class _Handlebars:
         if node.helper == "title":
             return _title(text)
         if node.helper == "url":
-            return quote_plus(text, safe="")
+            # PHP's urlencode (Mandrill's): a space becomes "+". A lone surrogate, which has no UTF-8
+            # form, is sent as "?".
+            return quote_plus(text, safe="", errors="replace")
         return _strip_tags(text)
 
     def block(self, node: _Block, frame: _Frame, out: list[str]) -> None:
