@@ -32,13 +32,14 @@ MAILCHIMP = "mailchimp"
 HANDLEBARS = "handlebars"
 
 MAX_OUTPUT_CHARS = 5_000_000
-# A step is one node evaluated, one loop iteration, one path segment, or 32 characters compared or
-# transformed: each costs about a microsecond or two. A 1,000-line order with a dozen fields a line
-# takes ~25,000 steps, and the whole budget about a second.
+# A step is one node evaluated, one path segment, half a loop iteration, 16 characters of text
+# compared or transformed, or 2 characters of a date format: each costs about a microsecond. A
+# 1,000-line order with a dozen fields a line takes ~50,000 steps; the whole budget, under a second.
 MAX_STEPS = 500_000
 MAX_NESTING = 100
-# Parsing costs ~10 µs a tag; a long real template has a few thousand tags.
-MAX_TAGS = 100_000
+# Parsing costs ~5-10 µs a tag (merge tags, and HTML tags when filling regions). Mail longer than
+# 102 KB is clipped by Gmail, and that is a few thousand tags.
+MAX_TAGS = 50_000
 MAX_DATE_FORMAT_CHARS = 1_000
 
 
@@ -149,7 +150,7 @@ class _Budget:
 
     def charge(self, text: str) -> str:
         """Count the cost of comparing or transforming `text`, and return it."""
-        self.step(1 + (len(text) >> 5))
+        self.step(1 + (len(text) >> 4))
         return text
 
     def emit(self, out: list[str], text: str) -> None:
@@ -322,7 +323,7 @@ def _php_date(format_: str, moment: datetime, budget: _Budget | None = None) -> 
     if len(format_) > MAX_DATE_FORMAT_CHARS:
         raise MergeError(f"A date format may be at most {MAX_DATE_FORMAT_CHARS:,} characters long.")
     if budget is not None:
-        budget.step(1 + len(format_) // 8)
+        budget.step(1 + len(format_) // 2)
     pieces = []
     position = 0
     while position < len(format_):
