@@ -89,26 +89,7 @@ def merge_vars_for(
     merged: dict[str, Any] = {}
     spelling: dict[str, str] = {}  # upper-cased name -> the key it is stored under in `merged`
 
-    def overlay(entries: Any, where: str, merged: dict[str, Any], spelling: dict[str, str]) -> None:
-        if entries is None:
-            return
-        if not isinstance(entries, list):
-            raise MergeError(f"{where} must be an array of {{name, content}} objects.")
-        for position, entry in enumerate(entries):
-            if not isinstance(entry, Mapping):
-                raise MergeError(f"{where}[{position}] must be an object with a name and a content.")
-            name = entry.get("name")
-            if not isinstance(name, str) or not name:
-                raise MergeError(f"{where}[{position}].name must be a non-empty string.")
-            if name.startswith("_"):
-                raise MergeError(f'{where}[{position}].name "{name}" may not start with an underscore.')
-            folded = name.upper()
-            if folded in spelling:
-                del merged[spelling[folded]]
-            spelling[folded] = name
-            merged[name] = entry.get("content")
-
-    overlay(global_vars, "global_merge_vars", merged, spelling)
+    _overlay(global_vars, "global_merge_vars", merged, spelling)
     if recipient_vars is None:
         return merged
     if not isinstance(recipient_vars, list):
@@ -123,10 +104,32 @@ def merge_vars_for(
         # Other recipients' entries are checked too (into a scratch dict), so a malformed call fails
         # the same way whichever recipient is being merged.
         if rcpt.strip().lower() == address:
-            overlay(entry.get("vars"), f"merge_vars[{position}].vars", merged, spelling)
+            _overlay(entry.get("vars"), f"merge_vars[{position}].vars", merged, spelling)
         else:
-            overlay(entry.get("vars"), f"merge_vars[{position}].vars", {}, {})
+            _overlay(entry.get("vars"), f"merge_vars[{position}].vars", {}, {})
     return merged
+
+
+def _overlay(entries: Any, where: str, merged: dict[str, Any], spelling: dict[str, str]) -> None:
+    """Lay `entries` ([{name, content}], from the field `where`) over `merged`. `spelling` maps each
+    upper-cased name to the key it is stored under, so a later spelling replaces an earlier one."""
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        raise MergeError(f"{where} must be an array of {{name, content}} objects.")
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise MergeError(f"{where}[{position}] must be an object with a name and a content.")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise MergeError(f"{where}[{position}].name must be a non-empty string.")
+        if name.startswith("_"):
+            raise MergeError(f'{where}[{position}].name "{name}" may not start with an underscore.')
+        folded = name.upper()
+        if folded in spelling:
+            del merged[spelling[folded]]
+        spelling[folded] = name
+        merged[name] = entry.get("content")
 
 
 # --- Shared evaluation ------------------------------------------------------------------------------
