@@ -32,13 +32,14 @@ MAILCHIMP = "mailchimp"
 HANDLEBARS = "handlebars"
 
 MAX_OUTPUT_CHARS = 5_000_000
-# A step is one node evaluated, one loop iteration, one path segment, or 32 characters compared or
-# transformed: each costs about a microsecond or two. A 1,000-line order with a dozen fields a line
-# takes ~25,000 steps, and the whole budget about a second.
+# A step is one node evaluated, one path segment, half a loop iteration, 16 characters of text
+# compared or transformed, or 2 characters of a date format: each costs about a microsecond. A
+# 1,000-line order with a dozen fields a line takes ~50,000 steps; the whole budget, under a second.
 MAX_STEPS = 500_000
 MAX_NESTING = 100
-# Parsing costs ~10 µs a tag; a long real template has a few thousand tags.
-MAX_TAGS = 100_000
+# Parsing costs ~5-10 µs a tag (merge tags, and HTML tags when filling regions). Mail longer than
+# 102 KB is clipped by Gmail, and that is a few thousand tags.
+MAX_TAGS = 50_000
 MAX_DATE_FORMAT_CHARS = 1_000
 
 
@@ -88,26 +89,7 @@ def merge_vars_for(
     merged: dict[str, Any] = {}
     spelling: dict[str, str] = {}  # upper-cased name -> the key it is stored under in `merged`
 
-    def overlay(entries: Any, where: str, merged: dict[str, Any], spelling: dict[str, str]) -> None:
-        if entries is None:
-            return
-        if not isinstance(entries, list):
-            raise MergeError(f"{where} must be an array of {{name, content}} objects.")
-        for position, entry in enumerate(entries):
-            if not isinstance(entry, Mapping):
-                raise MergeError(f"{where}[{position}] must be an object with a name and a content.")
-            name = entry.get("name")
-            if not isinstance(name, str) or not name:
-                raise MergeError(f"{where}[{position}].name must be a non-empty string.")
-            if name.startswith("_"):
-                raise MergeError(f'{where}[{position}].name "{name}" may not start with an underscore.')
-            folded = name.upper()
-            if folded in spelling:
-                del merged[spelling[folded]]
-            spelling[folded] = name
-            merged[name] = entry.get("content")
-
-    overlay(global_vars, "global_merge_vars", merged, spelling)
+    _overlay(global_vars, "global_merge_vars", merged, spelling)
     if recipient_vars is None:
         return merged
     if not isinstance(recipient_vars, list):
@@ -122,10 +104,32 @@ def merge_vars_for(
         # Other recipients' entries are checked too (into a scratch dict), so a malformed call fails
         # the same way whichever recipient is being merged.
         if rcpt.strip().lower() == address:
-            overlay(entry.get("vars"), f"merge_vars[{position}].vars", merged, spelling)
+            _overlay(entry.get("vars"), f"merge_vars[{position}].vars", merged, spelling)
         else:
-            overlay(entry.get("vars"), f"merge_vars[{position}].vars", {}, {})
+            _overlay(entry.get("vars"), f"merge_vars[{position}].vars", {}, {})
     return merged
+
+
+def _overlay(entries: Any, where: str, merged: dict[str, Any], spelling: dict[str, str]) -> None:
+    """Lay `entries` ([{name, content}], from the field `where`) over `merged`. `spelling` maps each
+    upper-cased name to the key it is stored under, so a later spelling replaces an earlier one."""
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        raise MergeError(f"{where} must be an array of {{name, content}} objects.")
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise MergeError(f"{where}[{position}] must be an object with a name and a content.")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise MergeError(f"{where}[{position}].name must be a non-empty string.")
+        if name.startswith("_"):
+            raise MergeError(f'{where}[{position}].name "{name}" may not start with an underscore.')
+        folded = name.upper()
+        if folded in spelling:
+            del merged[spelling[folded]]
+        spelling[folded] = name
+        merged[name] = entry.get("content")
 
 
 # --- Shared evaluation ------------------------------------------------------------------------------
@@ -149,7 +153,7 @@ class _Budget:
 
     def charge(self, text: str) -> str:
         """Count the cost of comparing or transforming `text`, and return it."""
-        self.step(1 + (len(text) >> 5))
+        self.step(1 + (len(text) >> 4))
         return text
 
     def emit(self, out: list[str], text: str) -> None:
@@ -243,7 +247,7 @@ def _unsubscribe_link(context: MergeContext, redirect: str) -> str:
     if not context.unsubscribe_url or not redirect:
         return context.unsubscribe_url
     separator = "&" if "?" in context.unsubscribe_url else "?"
-    return f"{context.unsubscribe_url}{separator}redirect={quote(redirect, safe='')}"
+    return f"{context.unsubscribe_url}{separator}redirect={quote(redirect, safe='', errors='replace')}"
 
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -322,7 +326,7 @@ def _php_date(format_: str, moment: datetime, budget: _Budget | None = None) -> 
     if len(format_) > MAX_DATE_FORMAT_CHARS:
         raise MergeError(f"A date format may be at most {MAX_DATE_FORMAT_CHARS:,} characters long.")
     if budget is not None:
-        budget.step(1 + len(format_) // 8)
+        budget.step(1 + len(format_) // 2)
     pieces = []
     position = 0
     while position < len(format_):
@@ -781,6 +785,8 @@ def _hb_refuse(rest: str, where: str) -> None:
         raise MergeError(f"{where}: hash arguments (name=value) are not supported.")
     if rest[:1] == "|":
         raise MergeError(f"{where}: block parameters (as |x|) are not supported.")
+    if rest[:1] == "[":
+        raise MergeError(f"{where}: a [segment] is never closed.")
     raise MergeError(f"{where} is not a valid Handlebars expression.")
 
 
@@ -910,7 +916,9 @@ def _hb_output(arguments: list, escape: bool, where: str) -> _Output:
         raise MergeError(f"{where}: {shown} is not a helper Mandrill provides.")
     fewest, most = _HB_INLINE_HELPERS[name]
     if not fewest <= len(arguments) - 1 <= most:
-        raise MergeError(f"{where}: {name} takes {'one argument' if most == 1 else 'at most one argument'}.")
+        raise MergeError(
+            f"{where}: {name} takes {'one argument' if fewest == 1 else 'at most one argument'}."
+        )
     if any(argument[0] == "compare" for argument in arguments[1:]):
         raise MergeError(f"{where}: a backtick comparison can only be the condition of an if.")
     return _Output(name, arguments[1:], escape)
@@ -978,9 +986,7 @@ def _hb_parse(text: str) -> list:
                 raise MergeError("{{else}} is not inside a block.")
             block = open_blocks[-1][0]
             if block.otherwise is not None:
-                raise MergeError(
-                    f"The {{{{#{block.name}}}}} block has a second branch after its {{{{else}}}}."
-                )
+                raise MergeError(f"{block.opening} has another branch after its {{{{else}}}}.")
             if token.payload is None:
                 block.otherwise = body = []
             else:
@@ -1072,7 +1078,9 @@ class _Handlebars:
         if node.helper == "title":
             return _title(text)
         if node.helper == "url":
-            return quote_plus(text, safe="")
+            # PHP's urlencode (Mandrill's): a space becomes "+". A lone surrogate, which has no UTF-8
+            # form, is sent as "?".
+            return quote_plus(text, safe="", errors="replace")
         return _strip_tags(text)
 
     def block(self, node: _Block, frame: _Frame, out: list[str]) -> None:
