@@ -31,6 +31,21 @@ def wants_merge(message: OutgoingMessage) -> bool:
     return bool(message.global_merge_vars or message.merge_vars or message.template)
 
 
+def _merge_vars_by_recipient(message: OutgoingMessage) -> dict[str, list[dict]]:
+    """merge_vars checked once, then grouped by recipient: each recipient's merge then reads only its
+    own entries (a call with 1,000 recipients would otherwise walk 1,000 entries 1,000 times)."""
+    try:
+        merge.merge_vars_for(
+            global_vars=message.global_merge_vars, recipient_vars=message.merge_vars, recipient=""
+        )
+    except merge.MergeError as exc:
+        raise ValidationError(f"The message could not be merged: {exc.message}", field="merge") from None
+    grouped: dict[str, list[dict]] = {}
+    for entry in message.merge_vars or []:
+        grouped.setdefault(entry["rcpt"].strip().lower(), []).append(entry)
+    return grouped
+
+
 def personalise(
     message: OutgoingMessage, recipients: list[Recipient], *, now: datetime
 ) -> dict[str, Personalised] | None:
@@ -38,12 +53,13 @@ def personalise(
     Raises ValidationError (field "merge") naming the recipient and what could not be merged."""
     if not wants_merge(message):
         return None
+    own_vars = _merge_vars_by_recipient(message)
     rendered = {}
     for recipient in recipients:
         try:
             variables = merge.merge_vars_for(
                 global_vars=message.global_merge_vars,
-                recipient_vars=message.merge_vars,
+                recipient_vars=own_vars.get(recipient.email.strip().lower()),
                 recipient=recipient.email,
             )
             context = merge.MergeContext(recipient_email=recipient.email, now=now)
