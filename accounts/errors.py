@@ -59,3 +59,11 @@ class DuplicateTemplate(ValidationError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f'A template with name "{name}" already exists', field="name")
+
+
+class NotSuppressed(DomainError):
+    """The address is not on the account's suppression list (Mandrill's Invalid_Reject)."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__("Email address is not in the rejection list and is not invalid")
+        self.email = email

@@ -333,3 +333,52 @@ class DkimKey(models.Model):
     @property
     def record_value(self) -> str:
         return f"v=DKIM1; k=rsa; p={self.public_key}"
+
+
+class Suppression(models.Model):
+    """An address an account does not send to (Mandrill's rejects, the denylist): added by a hard bounce,
+    a complaint, an unsubscribe, repeated soft bounces (for a while) or by hand. Addresses are stored in
+    lower case. A send to it is rejected with `reason` and costs no quota; the allowlist wins."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard-bounce", "Hard bounce"
+        SOFT_BOUNCE = "soft-bounce", "Soft bounces"
+        SPAM = "spam", "Spam complaint"
+        UNSUB = "unsub", "Unsubscribed"
+        CUSTOM = "custom", "Added by hand"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="suppressions")
+    email = models.CharField(max_length=254)
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    detail = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_event_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Soft bounces expire; the rest never do."
+    )
+
+    class Meta:
+        ordering = ["-last_event_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["account", "email"], name="suppression_per_account")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.reason})"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+
+class AllowlistEntry(models.Model):
+    """An address an account always sends to, whatever bounced or complained: it is never suppressed."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="allowlist")
+    email = models.CharField(max_length=254)
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["account", "email"], name="allowlist_per_account")]
+
+    def __str__(self) -> str:
+        return self.email

@@ -25,6 +25,7 @@ from reseller import metrics
 
 from . import content, idempotency
 from .checks import check_identity, check_storable, is_valid_address
+from .deliverability import suppression
 from .domains import may_send_from
 from .models import Message
 from .outgoing import PAUSED_REASON, OutgoingMessage, Recipient, RecipientResult
@@ -108,21 +109,38 @@ def _accept(
         if previous is not None:
             return previous
     valid = [r for r in message.recipients if is_valid_address(r.email)]
-    invalid = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
+    unsent = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
     if not valid:
-        return invalid
+        return unsent
     rendered = personalise(message, valid, now=now)
     if not may_send_from(account, message.from_email):
         count_outcome(account=account, outcome="rejected", n=len(valid), now=now)
         return [
             RecipientResult(email=r.email, status="rejected", reject_reason="unsigned") for r in valid
-        ] + invalid
+        ] + unsent
+    suppressed = suppression.suppressed_among(account, [r.email for r in valid], now=now)
+    if suppressed:
+        # Rejected for the recipient's sake, at no cost to the quota, as Mandrill does.
+        count_outcome(
+            account=account,
+            outcome="rejected",
+            n=len([r for r in valid if r.email.lower() in suppressed]),
+            now=now,
+        )
+        unsent = unsent + [
+            RecipientResult(email=r.email, status="rejected", reject_reason=suppressed[r.email.lower()])
+            for r in valid
+            if r.email.lower() in suppressed
+        ]
+        valid = [r for r in valid if r.email.lower() not in suppressed]
+        if not valid:
+            return unsent
     try:
         return _store(
             account=account,
             message=message,
             recipients=valid,
-            invalid=invalid,
+            unsent=unsent,
             key=key,
             now=now,
             rendered=rendered,
@@ -133,7 +151,7 @@ def _accept(
         count_outcome(account=account, outcome="rejected", n=len(valid), now=now)
         return [
             RecipientResult(email=r.email, status="rejected", reject_reason=exc.reason) for r in valid
-        ] + invalid
+        ] + unsent
 
 
 def with_content_options(message: OutgoingMessage) -> OutgoingMessage:
@@ -162,7 +180,7 @@ def _store(
     account: Account,
     message: OutgoingMessage,
     recipients: list[Recipient],
-    invalid: list[RecipientResult],
+    unsent: list[RecipientResult],  # answered already: invalid or suppressed recipients
     key: str | None,
     now: datetime,
     rendered: dict[str, Personalised] | None,
@@ -219,7 +237,7 @@ def _store(
             id=row.public_id,
         )
         for row in rows
-    ] + invalid
+    ] + unsent
     if claimed is not None:
         idempotency.record_answer(claimed, answer)
     return answer

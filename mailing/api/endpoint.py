@@ -19,6 +19,7 @@ from accounts.errors import (
     DomainError,
     DuplicateTemplate,
     InvalidTransition,
+    NotSuppressed,
     PermissionDenied,
     UnknownSubaccount,
     UnknownTemplate,
@@ -26,7 +27,7 @@ from accounts.errors import (
 )
 
 from .. import keys
-from . import messages, subaccounts, templates, users  # noqa: F401  (each registers its handlers)
+from . import messages, rejects, subaccounts, templates, users  # noqa: F401  (each registers its handlers)
 from .registry import HANDLERS, is_mandrill_call
 from .wire import MAX_NESTING, ApiError, Call, check_storable, error_response, invalid
 
@@ -105,6 +106,8 @@ def api_error_for(exc: DomainError) -> ApiError:
         return ApiError("Unknown_Template", exc.message, 5)
     if isinstance(exc, DuplicateTemplate):
         return ApiError("Invalid_Template", exc.message, 6)
+    if isinstance(exc, NotSuppressed):
+        return ApiError("Invalid_Reject", exc.message, 4)
     if isinstance(exc, ValidationError | InvalidTransition):
         return invalid(exc.message)
     if isinstance(exc, PermissionDenied):

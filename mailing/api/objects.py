@@ -6,7 +6,7 @@ from typing import Any
 
 from accounts.models import Account
 
-from ..models import Message, Template
+from ..models import AllowlistEntry, Message, Suppression, Template
 from .wire import mandrill_time
 
 STATS_KEYS = [
@@ -175,3 +175,21 @@ def time_series_row(row: dict) -> dict:
         "rejects": row["rejects"],
         "hard_bounces": row["bounces"],
     }
+
+
+def rejection_object(entry: Suppression, owner: Account) -> dict:
+    return {
+        "email": entry.email,
+        "reason": entry.reason,
+        "detail": entry.detail,
+        "created_at": mandrill_time(entry.created_at),
+        "last_event_at": mandrill_time(entry.last_event_at),
+        "expires_at": mandrill_time(entry.expires_at),
+        "expired": entry.is_expired(),
+        "sender": None,
+        "subaccount": owner.public_id if owner.is_subaccount else None,
+    }
+
+
+def allowlist_object(entry: AllowlistEntry) -> dict:
+    return {"email": entry.email, "detail": entry.detail, "created_at": mandrill_time(entry.created_at)}
