@@ -296,6 +296,10 @@ class Usage(models.Model):
     sent = models.PositiveIntegerField(default=0, help_text="Accepted and counted against the limit.")
     rejected = models.PositiveIntegerField(default=0, help_text="Refused at once (over the limit).")
     failed = models.PositiveIntegerField(default=0, help_text="Accepted, then failed for good at delivery.")
+    delivered = models.PositiveIntegerField(default=0, help_text="Taken by the receiving server.")
+    hard_bounced = models.PositiveIntegerField(default=0)
+    soft_bounced = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0, help_text="Marked as spam by the recipient.")
 
     class Meta:
         constraints = [

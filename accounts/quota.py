@@ -125,13 +125,16 @@ def release_quota(*, account: Account, n: int, counted_at: datetime) -> None:
         ).update(sent=F("sent") - n)
 
 
+OUTCOMES = ("rejected", "failed", "delivered", "hard_bounced", "soft_bounced", "complained")
+
+
 def count_outcome(*, account: Account, outcome: str, n: int, now: datetime | None = None) -> None:
-    """Count `n` rejected or failed emails in the account's hourly window, for the dashboards' charts
-    (they never count message rows). Runs outside the refused send's transaction."""
+    """Count `n` emails with `outcome` in the account's hourly window, for the dashboards' charts and the
+    reputation (they never count message or event rows). Runs outside the refused send's transaction."""
     if n <= 0:
         return
-    if outcome not in ("rejected", "failed"):
-        raise ValueError(f"Usage counts rejected or failed emails, not {outcome!r}.")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"Usage counts {', '.join(OUTCOMES)}, not {outcome!r}.")
     start = hour_start(now)
     row = {
         "account": account,

@@ -28,9 +28,9 @@ from accounts.quota import count_outcome
 from reseller import metrics
 
 from . import archive
-from .deliverability import signing
+from .deliverability import outcomes, signing
 from .mime import RelayMessage
-from .models import Message
+from .models import Message, MessageEvent
 from .outgoing import PAUSED_REASON
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ def _record_sent(sent: list[Message], report: DeliveryReport) -> None:
     )
     report.sent += len(sent)
     metrics.record_delivered(len(sent))
+    outcomes.record_delivered(sent, at=sent_at)
     archive.archive_sent([message for message in sent if message.archive], sent_at=sent_at)
 
 
@@ -157,6 +158,7 @@ def _record_failure(message: Message, exc: Exception, report: DeliveryReport) ->
         if claimed.update(status=Message.Status.FAILED, claim=None, last_error=error):
             count_outcome(account=message.account, outcome="failed", n=1)
             metrics.record_failed("refused" if is_permanent(exc) else "too-many-attempts")
+            _record_bounce_of(message, exc, error)
         report.failed += 1
         logger.info("Message %s failed for good: %s", message.public_id, error)
         return
@@ -169,6 +171,22 @@ def _record_failure(message: Message, exc: Exception, report: DeliveryReport) ->
     )
     report.retry += 1
     report.retry_in = delay if report.retry_in is None else min(report.retry_in, delay)
+
+
+def _record_bounce_of(message: Message, exc: Exception, error: str) -> None:
+    """The relay's own refusal of the recipient is a bounce: a 5xx for the address is hard (the message
+    is then `bounced`), a temporary refusal that outlasted every retry is soft. A refusal of the message
+    itself (its content, our sender) is not about the recipient and stays a plain failure."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        kind = (
+            MessageEvent.Kind.HARD_BOUNCE
+            if all(code >= 500 for code in codes)
+            else MessageEvent.Kind.SOFT_BOUNCE
+        )
+        outcomes.record_bounce(message, kind=kind, diagnostic=error)
+    elif isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 500:
+        outcomes.record_bounce(message, kind=MessageEvent.Kind.SOFT_BOUNCE, diagnostic=error)
 
 
 # --- the periodic jobs ----------------------------------------------------------------------------------

@@ -32,6 +32,13 @@ def message_id_header(message: Message) -> str:
     return f"<{message.public_id}@{domain}>"
 
 
+def return_path(message: Message) -> str:
+    """The envelope sender: a VERP address naming the message, so its bounce finds it (or the From)."""
+    if settings.BOUNCE_DOMAIN:
+        return f"bounces+{message.public_id}@{settings.BOUNCE_DOMAIN}"
+    return message.from_email
+
+
 def _address(name: str, email: str) -> Address | str:
     """An address header value with the display name quoted. Python (before 3.15) refuses a non-ASCII
     local part in an Address, so an internationalised address is written out by hand, quoted the same
@@ -129,7 +136,7 @@ class RelayMessage:
 
     def __init__(self, message: Message, signer: Callable[[bytes], bytes] | None = None) -> None:
         self.mime = SignedMime(build_mime(message), signer)
-        self.from_email = message.from_email
+        self.from_email = return_path(message)
         self.to = [message.to_email] + ([message.bcc_address] if message.bcc_address else [])
         self.subject = message.subject
 

@@ -382,3 +382,36 @@ class AllowlistEntry(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class MessageEvent(models.Model):
+    """Something that happened to a message after it was accepted (Mandrill's event names). Pages count
+    Usage, never these rows; they are the message's timeline and, later, what webhooks deliver."""
+
+    class Kind(models.TextChoices):
+        SEND = "send", "Delivered"
+        DEFERRAL = "deferral", "Deferred"
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        SOFT_BOUNCE = "soft_bounce", "Soft bounce"
+        REJECT = "reject", "Rejected"
+        SPAM = "spam", "Marked as spam"
+        UNSUB = "unsub", "Unsubscribed"
+        OPEN = "open", "Opened"
+        CLICK = "click", "Clicked"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="message_events")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    diagnostic = models.CharField(max_length=1000, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [
+            models.Index(fields=["message", "created_at"], name="event_message"),
+            models.Index(fields=["account", "-created_at"], name="event_account_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.message_id}"

@@ -269,6 +269,11 @@ IDEMPOTENCY_HOURS = env.int("IDEMPOTENCY_HOURS", default=24)
 # production so that rotating SECRET_KEY does not lose them). Sending domains publish an SPF include.
 DKIM_ENCRYPTION_KEY = env.str("DKIM_ENCRYPTION_KEY", default="")
 SPF_INCLUDE = env.str("SPF_INCLUDE", default="spf.reseller.example")
+# Bounces come back to bounces+<message id>@BOUNCE_DOMAIN (VERP); unset, the envelope sender is the From.
+BOUNCE_DOMAIN = env.str("BOUNCE_DOMAIN", default="")
+# An address that soft-bounces this many times in this many days is suppressed for that many days.
+SOFT_BOUNCES_TO_SUPPRESS = env.int("SOFT_BOUNCES_TO_SUPPRESS", default=3)
+SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)
 ALLOW_TEST_EMAIL_DOMAINS = env.bool("ALLOW_TEST_EMAIL_DOMAINS", default=not PRODUCTION)
 # A worker renews its claim on a batch every DELIVERY_MARK_EVERY messages; a claim not renewed for
 # this long belongs to a dead worker and the sweep (every minute) hands it to another. Longer than the

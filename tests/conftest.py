@@ -77,6 +77,13 @@ class RecordingHandler:
     def __init__(self):
         self.received = []
         self.replies = []
+        self.refuse_recipients: dict[str, str] = {}  # address -> the reply its RCPT gets
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse_recipients:
+            return self.refuse_recipients[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.replies:

@@ -1,0 +1,81 @@
+"""What became of a message after it left: delivered, bounced (hard or soft) or complained about. Each
+outcome is an event on the message, a counter in the account's hourly Usage (what dashboards and the
+reputation read), and, for the recipient's sake, a suppression: a hard bounce or a complaint at once,
+soft bounces after SOFT_BOUNCES_TO_SUPPRESS in SOFT_BOUNCE_WINDOW_DAYS, for that many days."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.quota import count_outcome
+
+from ..models import Message, MessageEvent
+from . import suppression
+
+Kind = MessageEvent.Kind
+# The event, the Usage counter it moves, and the suppression reason it gives (None: none at once).
+OUTCOME_OF = {
+    Kind.HARD_BOUNCE: ("hard_bounced", "hard-bounce"),
+    Kind.SOFT_BOUNCE: ("soft_bounced", None),
+    Kind.SPAM: ("complained", "spam"),
+}
+
+
+def record_delivered(messages: list[Message], *, at: datetime) -> None:
+    """The relay took these: a `send` event each and the accounts' delivered counters (one query each)."""
+    if not messages:
+        return
+    MessageEvent.objects.bulk_create(
+        MessageEvent(message=m, account_id=m.account_id, kind=Kind.SEND, created_at=at) for m in messages
+    )
+    by_account = Counter(m.account_id for m in messages)
+    accounts = {m.account_id: m.account for m in messages}
+    for account_id, n in by_account.items():
+        count_outcome(account=accounts[account_id], outcome="delivered", n=n, now=at)
+
+
+@transaction.atomic
+def record_bounce(
+    message: Message, *, kind: str, diagnostic: str, data: dict | None = None
+) -> MessageEvent | None:
+    """A hard or soft bounce, or a complaint, for `message`. A report for the same message and kind that
+    came before (receivers resend DSNs) changes nothing and returns None."""
+    message = (
+        Message.objects.select_for_update().select_related("account", "account__parent").get(pk=message.pk)
+    )
+    if MessageEvent.objects.filter(message=message, kind=kind).exists():
+        return None
+    now = timezone.now()
+    event = MessageEvent.objects.create(
+        message=message, account_id=message.account_id, kind=kind, created_at=now, diagnostic=diagnostic[:1000],
+        data=data or {},
+    )  # fmt: skip
+    counter, reason = OUTCOME_OF[kind]
+    if kind == Kind.HARD_BOUNCE:
+        message.status = Message.Status.BOUNCED
+        message.last_error = diagnostic[:2000]
+        message.save(update_fields=["status", "last_error"])
+    count_outcome(account=message.account, outcome=counter, n=1, now=now)
+    if reason:
+        suppression.suppress(
+            account=message.account, email=message.to_email, reason=reason, detail=diagnostic
+        )
+    elif kind == Kind.SOFT_BOUNCE and _soft_bounces_lately(message, now) >= settings.SOFT_BOUNCES_TO_SUPPRESS:
+        suppression.suppress(
+            account=message.account, email=message.to_email, reason="soft-bounce", detail=diagnostic,
+            expires_at=now + timedelta(days=settings.SOFT_BOUNCE_WINDOW_DAYS),
+        )  # fmt: skip
+    return event
+
+
+def _soft_bounces_lately(message: Message, now: datetime) -> int:
+    since = now - timedelta(days=settings.SOFT_BOUNCE_WINDOW_DAYS)
+    return MessageEvent.objects.filter(
+        account_id=message.account_id, kind=Kind.SOFT_BOUNCE, created_at__gte=since,
+        message__to_email__iexact=message.to_email,
+    ).count()  # fmt: skip
