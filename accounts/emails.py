@@ -74,6 +74,19 @@ def send_renewed_notice(*, account: Account, former_master: Account) -> None:
     )
 
 
+def send_auto_pause_notice(*, account: Account, reason: str) -> None:
+    _send(
+        template="auto_paused",
+        subject=f"{account.name} was paused automatically",
+        to=agency_admin_emails(account.parent),
+        context={
+            "account": account,
+            "reason": reason,
+            "url": absolute(reverse("accounts:subaccount_detail", kwargs={"pk": account.pk})),
+        },
+    )
+
+
 def send_limit_alert(*, account: Account, alert) -> None:
     percent = alert.usage_at_alert * 100 // max(alert.limit_at_alert, 1)
     _send(

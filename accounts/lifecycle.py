@@ -386,6 +386,26 @@ def resume_subaccount(
     return subaccount
 
 
+@transaction.atomic
+def pause_automatically(*, subaccount_id: int, reason: str) -> bool:
+    """Pause a subaccount whose bounces or complaints passed its limits (accounts/reputation.py): no person
+    acts, so no role is checked; the trail says why, and the agency's admins are told once. Returns False
+    when it is not active (paused already, perhaps by a racing bounce: the locked row decides)."""
+    subaccount = (
+        Account.objects.select_for_update(of=("self",))
+        .select_related("parent")
+        .get(pk=subaccount_id, kind=Account.Kind.SUBACCOUNT)
+    )
+    if subaccount.status != Account.Status.ACTIVE:
+        return False
+    subaccount.status, subaccount.paused_at = Account.Status.PAUSED, timezone.now()
+    subaccount.save(update_fields=["status", "paused_at", "updated_at"])
+    record(actor=None, account=subaccount, action="subaccount.auto_paused", before={"status": "active"},
+           after={"status": "paused", "reason": f"paused automatically: {reason}"})  # fmt: skip
+    transaction.on_commit(lambda: emails.send_auto_pause_notice(account=subaccount, reason=reason))
+    return True
+
+
 @transaction.atomic(durable=True)
 def close_subaccount(
     *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None

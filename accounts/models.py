@@ -98,6 +98,12 @@ class Account(models.Model):
         null=True, blank=True, help_text="Emails per hour; empty: none."
     )
     archiving_enabled = models.BooleanField(default=False)
+    auto_pause_rates = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Hard-bounce and complaint rates (percent) past which a subaccount is paused by itself: "
+        '{"hard_bounce": 5, "complaint": 0.1}. On a master: its default; on a subaccount: an override.',
+    )
     alert_thresholds = models.JSONField(
         null=True,
         blank=True,

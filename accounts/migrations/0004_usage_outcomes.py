@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_list_and_billing_indexes'),
+        ("accounts", "0003_list_and_billing_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='usage',
-            name='complained',
-            field=models.PositiveIntegerField(default=0, help_text='Marked as spam by the recipient.'),
+            model_name="usage",
+            name="complained",
+            field=models.PositiveIntegerField(default=0, help_text="Marked as spam by the recipient."),
         ),
         migrations.AddField(
-            model_name='usage',
-            name='delivered',
-            field=models.PositiveIntegerField(default=0, help_text='Taken by the receiving server.'),
+            model_name="usage",
+            name="delivered",
+            field=models.PositiveIntegerField(default=0, help_text="Taken by the receiving server."),
         ),
         migrations.AddField(
-            model_name='usage',
-            name='hard_bounced',
+            model_name="usage",
+            name="hard_bounced",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='usage',
-            name='soft_bounced',
+            model_name="usage",
+            name="soft_bounced",
             field=models.PositiveIntegerField(default=0),
         ),
     ]

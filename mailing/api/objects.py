@@ -19,7 +19,9 @@ def empty_stats() -> dict[str, int]:
     return dict.fromkeys(STATS_KEYS, 0)
 
 
-def subaccount_object(account: Account, stats: dict[str, Any] | None, *, detailed: bool = False) -> dict:
+def subaccount_object(
+    account: Account, stats: dict[str, Any] | None, *, detailed: bool = False, reputation: int = 100
+) -> dict:
     """A subaccount as `subaccounts/list` shows it; `detailed` adds what `subaccounts/info` shows."""
     stats = stats or {}
     body = {
@@ -27,7 +29,7 @@ def subaccount_object(account: Account, stats: dict[str, Any] | None, *, detaile
         "name": account.name,
         "custom_quota": account.hourly_limit,
         "status": "active" if account.status == Account.Status.ACTIVE else account.status,
-        "reputation": 100,
+        "reputation": reputation,
         "created_at": mandrill_time(account.created_at),
         "first_sent_at": mandrill_time(stats.get("first")),
         "sent_weekly": stats.get("weekly") or 0,
@@ -47,7 +49,7 @@ def subaccount_object(account: Account, stats: dict[str, Any] | None, *, detaile
     return body
 
 
-def user_object(account: Account, stats: dict[str, Any] | None) -> dict:
+def user_object(account: Account, stats: dict[str, Any] | None, *, reputation: int = 100) -> dict:
     """The key's own account as `users/info` shows it."""
     stats = stats or {}
     window = empty_stats()
@@ -55,7 +57,7 @@ def user_object(account: Account, stats: dict[str, Any] | None) -> dict:
         "username": account.public_id,
         "created_at": mandrill_time(account.created_at),
         "public_id": account.public_id,
-        "reputation": 100,
+        "reputation": reputation,
         "hourly_quota": account.hourly_limit or account.monthly_limit,
         "backlog": 0,
         "stats": {

@@ -7,6 +7,7 @@ from typing import Any
 from accounts import lifecycle
 from accounts.errors import PermissionDenied, UnknownSubaccount
 from accounts.models import Account
+from accounts.reputation import health_of
 from accounts.selectors import sending_stats, subaccounts_by_prefix
 from accounts.validation import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, NOTES_MAX_LENGTH
 
@@ -35,7 +36,13 @@ def _named_subaccount(call: Call) -> Account:
 def _subaccount_answer(subaccount: Account, *, detailed: bool = False) -> dict:
     """The subaccount as it is now (after the service's change), with its sending stats."""
     subaccount.refresh_from_db()
-    return subaccount_object(subaccount, sending_stats([subaccount]).get(subaccount.pk), detailed=detailed)
+    health = health_of([subaccount.pk])[subaccount.pk]
+    return subaccount_object(
+        subaccount,
+        sending_stats([subaccount]).get(subaccount.pk),
+        detailed=detailed,
+        reputation=health.reputation,
+    )
 
 
 @api_call("subaccounts", "list")
@@ -44,7 +51,11 @@ def list_subaccounts(call: Call) -> Any:
     prefix = call.string("q", max_length=NAME_MAX_LENGTH)
     subaccounts = list(subaccounts_by_prefix(master, prefix)[:LIST_LIMIT])
     stats = sending_stats(subaccounts)
-    return [subaccount_object(account, stats.get(account.pk)) for account in subaccounts]
+    health = health_of([account.pk for account in subaccounts])
+    return [
+        subaccount_object(account, stats.get(account.pk), reputation=health[account.pk].reputation)
+        for account in subaccounts
+    ]
 
 
 @api_call("subaccounts", "add")

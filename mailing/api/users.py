@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from accounts.reputation import health_of
 from accounts.selectors import sending_stats
 
 from .objects import user_object
@@ -24,4 +25,6 @@ def ping2(call: Call) -> Any:
 @api_call("users", "info")
 def info(call: Call) -> Any:
     stats = sending_stats([call.account]).get(call.account.pk)
-    return user_object(call.account, stats)
+    return user_object(
+        call.account, stats, reputation=health_of([call.account.pk])[call.account.pk].reputation
+    )

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import reputation
 from accounts.quota import count_outcome
 
 from ..models import Message, MessageEvent
@@ -70,6 +71,9 @@ def record_bounce(
             account=message.account, email=message.to_email, reason="soft-bounce", detail=diagnostic,
             expires_at=now + timedelta(days=settings.SOFT_BOUNCE_WINDOW_DAYS),
         )  # fmt: skip
+    if kind in (Kind.HARD_BOUNCE, Kind.SPAM):
+        account = message.account
+        transaction.on_commit(lambda: reputation.check_auto_pause(account))
     return event
 
 
