@@ -29,7 +29,7 @@ def _scheduled(account: Account, public_id: str) -> Message:
     tenant's, or already on its way)."""
     return (
         Message.objects.for_account(account)
-        .select_for_update()
+        .select_for_update(of=("self",))
         .select_related("account", "account__parent")
         .get(public_id=public_id, status=Message.Status.SCHEDULED)
     )

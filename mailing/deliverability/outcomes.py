@@ -47,7 +47,9 @@ def record_bounce(
     """A hard or soft bounce, or a complaint, for `message`. A report for the same message and kind that
     came before (receivers resend DSNs) changes nothing and returns None."""
     message = (
-        Message.objects.select_for_update().select_related("account", "account__parent").get(pk=message.pk)
+        Message.objects.select_for_update(of=("self",))
+        .select_related("account", "account__parent")
+        .get(pk=message.pk)
     )
     if MessageEvent.objects.filter(message=message, kind=kind).exists():
         return None
