@@ -1,6 +1,8 @@
 """Pages of the accounts app. Thin: parse, call one service or selector, render. Another tenant's
 object is a 404; a refusal is a message beside what the user was doing."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -217,6 +219,13 @@ def subaccount_delete(request, pk: int):
     )
 
 
+def _back_to_list(request):
+    """The list as it was filtered when the bulk form was sent."""
+    kept = {key: request.POST[key] for key in ("q", "status", "sort") if request.POST.get(key)}
+    url = reverse("accounts:subaccount_list")
+    return redirect(f"{url}?{urlencode(kept)}" if kept else url)
+
+
 @require_POST
 @master_required
 def subaccount_bulk(request):
@@ -229,7 +238,7 @@ def subaccount_bulk(request):
             *form.errors.get("action", []),
         ]:
             messages.error(request, error)
-        return redirect("accounts:subaccount_list")
+        return _back_to_list(request)
     data = form.cleaned_data
     if data["all_matching"]:
         targets = selectors.subaccounts_for_master(
@@ -256,7 +265,7 @@ def subaccount_bulk(request):
         messages.error(request, f"{label} refused: {reason}")
     if len(refused) > 20:
         messages.error(request, f"…and {len(refused) - 20} more refused.")
-    return redirect("accounts:subaccount_list")
+    return _back_to_list(request)
 
 
 @account_required
