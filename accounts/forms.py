@@ -13,6 +13,7 @@ from .validation import (
     NOTES_MAX_LENGTH,
     PUBLIC_ID_HELP,
     PUBLIC_ID_PATTERN,
+    PUBLIC_ID_RULE,
 )
 
 
@@ -44,9 +45,7 @@ class SubaccountForm(forms.Form):
         max_length=255,
         required=False,
         label="Id",
-        validators=[
-            RegexValidator(rf"\A{PUBLIC_ID_PATTERN.pattern}\Z", f"The id may only use {PUBLIC_ID_HELP}")
-        ],
+        validators=[RegexValidator(rf"\A{PUBLIC_ID_PATTERN.pattern}\Z", PUBLIC_ID_RULE)],
         help_text=f"The id programs use to send as this subaccount. Generated from the name if empty. {PUBLIC_ID_HELP}",
     )
     notes = forms.CharField(
@@ -137,7 +136,7 @@ class AlertThresholdsForm(forms.Form):
         required=False,
         max_length=100,
         label="Alert at these percentages of the monthly limit",
-        help_text="Comma-separated, e.g. 80, 95. An alert at 100 % is always sent.",
+        help_text="Comma-separated, e.g. 80, 95. An alert at 100% is always sent.",
     )
 
 

@@ -1,8 +1,13 @@
-"""Request-wide context: the current account, and the limits of an impersonation."""
+"""Request-wide context: the current account, the limits of an impersonation, and answers htmx can place."""
 
+from urllib.parse import urlencode, urlsplit
+
+from django.conf import settings
 from django.contrib import messages
-from django.shortcuts import redirect
+from django.shortcuts import redirect, resolve_url
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from . import impersonation_session
 from .audit import client_ip
@@ -63,3 +68,44 @@ class ImpersonationLimitsMiddleware:
         if self.owner_only_paths is None:
             self.owner_only_paths = {reverse(name) for name in OWNER_ONLY_URL_NAMES}
         return self.owner_only_paths
+
+
+class HtmxAnswersMiddleware:
+    """Every htmx request gets an answer htmx can place (STYLE.md, "Front end").
+
+    - A redirect (a refusal that sends the person elsewhere, a session that ended) becomes HX-Redirect, so
+      the browser loads the whole page instead of htmx swapping it into a row. A redirect to the login
+      page comes back to the page the person was on, not to the action they pressed.
+    - An action's fragment (any htmx POST answered with HTML) carries the flash region out of band, so
+      its outcome is shown and no earlier flash outlives it.
+
+    Detects htmx by its header, so it can sit outside django-htmx's middleware and see every redirect."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.headers.get("HX-Request") != "true" or request.headers.get("HX-Boosted") == "true":
+            return response
+        if response.status_code in (301, 302, 303, 307, 308) and response.has_header("Location"):
+            return HttpResponseClientRedirect(self._after_login(request, response["Location"]))
+        if (
+            request.method == "POST"
+            and response.status_code == 200
+            and not response.streaming
+            and response.get("Content-Type", "").startswith("text/html")
+            and not response.has_header("HX-Redirect")
+            and b'id="messages"' not in response.content
+        ):
+            response.content += render_to_string("partials/messages_oob.html", request=request).encode()
+        return response
+
+    @staticmethod
+    def _after_login(request, location: str) -> str:
+        login = resolve_url(settings.LOGIN_URL)
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        if urlsplit(location).path != login or not current.path or current.netloc != request.get_host():
+            return location
+        back = current.path + (f"?{current.query}" if current.query else "")
+        return f"{login}?{urlencode({'next': back}, safe='/')}"

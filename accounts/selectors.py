@@ -22,7 +22,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from .alerts import DEFAULT_ALERT_THRESHOLDS
+from .alerts import DEFAULT_ALERT_THRESHOLDS, thresholds_for
 from .models import Account, AuditEvent, Invitation, LimitAlert, Membership, Usage
 from .quota import hour_start, month_start
 
@@ -199,3 +199,18 @@ def subaccounts_by_prefix(master: Account, prefix: str = "") -> QuerySet[Account
     if prefix:
         subaccounts = subaccounts.filter(Q(public_id__startswith=prefix) | Q(name__istartswith=prefix))
     return subaccounts
+
+
+def limit_warning(account: Account, *, now: datetime | None = None) -> dict | None:
+    """What the account's own dashboard says about its monthly limit once usage has passed the lowest
+    alert threshold that applies to it (its own, else its master's, else the default): the percentage
+    used (rounded down), whether the limit is reached, and when it renews (the next month, UTC).
+    `account` carries `sent_this_month` (with_usage). None below the threshold."""
+    used, limit = account.sent_this_month, account.monthly_limit
+    percent = used * 100 // limit if limit else 0
+    lowest = min(thresholds_for(account))
+    if percent < lowest:
+        return None
+    start = month_start(now)
+    renews = (start + timedelta(days=32)).replace(day=1)
+    return {"percent": percent, "used": used, "limit": limit, "reached": used >= limit, "renews": renews}

@@ -16,6 +16,7 @@ from .errors import ValidationError
 
 PUBLIC_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,255}")
 PUBLIC_ID_HELP = "Letters, digits, '-', '_' and '.', at most 255 characters."
+PUBLIC_ID_RULE = "The id may only use letters, digits, '-', '_' and '.', at most 255 characters."
 NAME_MAX_LENGTH = 255
 NOTES_MAX_LENGTH = 5000
 EMAIL_MAX_LENGTH = 254
@@ -27,7 +28,7 @@ MAX_THRESHOLDS = 5
 def clean_public_id(value: str) -> str:
     value = (value or "").strip()
     if not PUBLIC_ID_PATTERN.fullmatch(value):
-        raise ValidationError(f"The id may only use {PUBLIC_ID_HELP}", field="public_id")
+        raise ValidationError(PUBLIC_ID_RULE, field="public_id")
     return value
 
 

@@ -1,6 +1,8 @@
 """Pages of the accounts app. Thin: parse, call one service or selector, render. Another tenant's
 object is a 404; a refusal is a message beside what the user was doing."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -14,6 +16,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from hijack.views import AcquireUserView
 
 from . import alerts, billing, impersonation, invites, lifecycle, selectors
+from .activity import ActivityFilters, action_choices, activity_for, people_in
+from .activity import describe as describe_event
 from .decorators import account_required, master_required
 from .errors import DomainError, ValidationError
 from .forms import AlertThresholdsForm, BulkActionForm, DeleteSubaccountForm, SetPasswordForm, SubaccountForm
@@ -217,6 +221,13 @@ def subaccount_delete(request, pk: int):
     )
 
 
+def _back_to_list(request):
+    """The list as it was filtered when the bulk form was sent."""
+    kept = {key: request.POST[key] for key in ("q", "status", "sort") if request.POST.get(key)}
+    url = reverse("accounts:subaccount_list")
+    return redirect(f"{url}?{urlencode(kept)}" if kept else url)
+
+
 @require_POST
 @master_required
 def subaccount_bulk(request):
@@ -229,7 +240,7 @@ def subaccount_bulk(request):
             *form.errors.get("action", []),
         ]:
             messages.error(request, error)
-        return redirect("accounts:subaccount_list")
+        return _back_to_list(request)
     data = form.cleaned_data
     if data["all_matching"]:
         targets = selectors.subaccounts_for_master(
@@ -256,7 +267,7 @@ def subaccount_bulk(request):
         messages.error(request, f"{label} refused: {reason}")
     if len(refused) > 20:
         messages.error(request, f"…and {len(refused) - 20} more refused.")
-    return redirect("accounts:subaccount_list")
+    return _back_to_list(request)
 
 
 @account_required
@@ -268,18 +279,33 @@ def activity(request, pk: int | None = None):
         subject = _get_subaccount(request, pk)
     else:
         subject = request.account
-    events = selectors.audit_events_for_account(subject)
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
-    return render(request, "accounts/activity.html", {"page": page, "subject": subject, "nav": "activity"})
+    filters = ActivityFilters.from_query(request.GET)
+    page = Paginator(activity_for(subject, filters), 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "lines": [describe_event(event) for event in page.object_list],
+        "subject": subject,
+        "filters": filters,
+        "actions": action_choices(),
+        "people": people_in(subject),
+        "nav": "activity",
+    }
+    template = "accounts/activity.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#activity-table"
+    return render(request, template, context)
 
 
 @account_required
 def dashboard(request):
     if request.account.is_master:
         return redirect("accounts:subaccount_list")
-    account = selectors.with_usage(Account.objects.filter(pk=request.account.pk)).get()
+    account = selectors.with_usage(
+        Account.objects.filter(pk=request.account.pk).select_related("parent")
+    ).get()
     context = {
         "account": account,
+        "limit_warning": selectors.limit_warning(account),
         "daily": selectors.daily_sent(account),
         "smtp_host": settings.SMTP_PUBLIC_HOST or request.get_host().split(":")[0],
         "smtp_port": settings.SMTP_PORT,
@@ -356,9 +382,9 @@ def log_in_as(request, pk: int):
 
 @master_required
 def overview(request):
-    return render(
-        request, "accounts/overview.html", {**selectors.master_overview(request.account), "nav": "overview"}
-    )
+    context = selectors.master_overview(request.account)
+    context["activity"] = [describe_event(event) for event in context.pop("events")]
+    return render(request, "accounts/overview.html", {**context, "nav": "overview"})
 
 
 @master_required
@@ -410,10 +436,11 @@ def alert_settings(request, pk: int | None = None):
             return (
                 redirect("accounts:subaccount_detail", pk=pk) if pk else redirect("accounts:alert_settings")
             )
+    at = [f"{threshold}%" for threshold in sorted({*alerts.thresholds_for(subject), 100})]
     context = {
         "form": form,
         "subject": subject,
-        "effective": alerts.thresholds_for(subject),
+        "alerts_now": f"{', '.join(at[:-1])} and {at[-1]}" if len(at) > 1 else at[0],
         "nav": "alerts" if pk is None else "subaccounts",
     }
     return render(request, "accounts/alert_settings.html", context)

@@ -182,7 +182,9 @@ def share_domain(
 
 
 @transaction.atomic(durable=True)
-def remove_domain(*, actor: User, account: Account, domain_id: int, real_actor: User | None = None) -> None:
+def remove_domain(*, actor: User, account: Account, domain_id: int, real_actor: User | None = None) -> str:
+    """Stop sending from a domain: mail from it is rejected from now on. Returns the domain's name.
+    Raises SenderDomain.DoesNotExist (not this account's) or PermissionDenied."""
     sender_domain = SenderDomain.objects.for_account(account).get(pk=domain_id)
     require_role(actor, account, Membership.Role.ADMIN)
     record(
@@ -193,3 +195,4 @@ def remove_domain(*, actor: User, account: Account, domain_id: int, real_actor: 
         after={"domain": sender_domain.domain},
     )
     sender_domain.delete()
+    return sender_domain.domain

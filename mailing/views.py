@@ -68,6 +68,9 @@ def api_key_revoke(request, pk: int):
         flash.error(request, exc.message)
     else:
         flash.success(request, f"Key “{api_key.label}” revoked: programs using it are refused from now on.")
+    if request.htmx:  # the row as it now stands; the flash comes along out of band (HtmxAnswersMiddleware)
+        key = ApiKey.objects.for_account(request.account).get(pk=pk)
+        return render(request, "mailing/api_keys.html#key-row", {"key": key})
     return redirect("mailing:api_keys")
 
 
@@ -160,6 +163,7 @@ def archive_body(request, pk: int):
 @account_required
 def domain_list(request):
     error = None
+    typed = ""
     if request.method == "POST":
         try:
             added = domains.add_domain(
@@ -168,6 +172,7 @@ def domain_list(request):
             )  # fmt: skip
         except ValidationError as exc:
             error = exc.message
+            typed = request.POST.get("domain", "")[:253]
         except DomainError as exc:
             flash.error(request, exc.message)
         else:
@@ -176,11 +181,28 @@ def domain_list(request):
     context = {
         "own": SenderDomain.objects.for_account(request.account).prefetch_related("shared_with"),
         "shared": SenderDomain.objects.usable_by(request.account).exclude(account=request.account),
-        "subaccounts": Account.objects.subaccounts_of(request.account) if request.account.is_master else [],
+        "subaccounts": _subaccounts(request),
         "domain_error": error,
+        "domain_value": typed,
         "nav": "domains",
     }
     return render(request, "mailing/domains.html", context)
+
+
+def _subaccounts(request) -> list[Account]:
+    return list(Account.objects.subaccounts_of(request.account)) if request.account.is_master else []
+
+
+def _domain_row(request, pk: int):
+    """One domain's rows as they now stand, for htmx; what happened is in the flash, sent out of band."""
+    sender_domain = (
+        SenderDomain.objects.for_account(request.account).prefetch_related("shared_with").get(pk=pk)
+    )
+    return render(
+        request,
+        "mailing/domains.html#domain-row",
+        {"sender_domain": sender_domain, "subaccounts": _subaccounts(request)},
+    )
 
 
 @require_POST
@@ -194,13 +216,13 @@ def domain_verify(request, pk: int):
         raise Http404("No such domain.") from None
     except DomainError as exc:
         flash.error(request, exc.message)
-        return redirect("mailing:domain_list")
-    if request.htmx:
-        return render(request, "mailing/domains.html#domain-row", {"sender_domain": sender_domain})
-    if sender_domain.verified_at:
-        flash.success(request, f"{sender_domain.domain} is verified: you can send from it.")
     else:
-        flash.error(request, sender_domain.last_error)
+        if sender_domain.verified_at:
+            flash.success(request, f"{sender_domain.domain} is verified: you can send from it.")
+        elif not request.htmx:  # an htmx answer shows why beside the domain
+            flash.error(request, sender_domain.last_error)
+    if request.htmx:
+        return _domain_row(request, pk)
     return redirect("mailing:domain_list")
 
 
@@ -228,13 +250,19 @@ def domain_share(request, pk: int):
 @account_required
 def domain_remove(request, pk: int):
     try:
-        domains.remove_domain(
+        removed = domains.remove_domain(
             actor=request.user, account=request.account, domain_id=pk, real_actor=real_user(request)
         )
     except SenderDomain.DoesNotExist:
         raise Http404("No such domain.") from None
     except DomainError as exc:
         flash.error(request, exc.message)
+        if request.htmx:
+            return _domain_row(request, pk)
+    else:
+        flash.success(request, f"{removed} removed. Mail from it is rejected from now on.")
+        if request.htmx:
+            return HttpResponse("")  # the domain's rows go; the flash comes out of band
     return redirect("mailing:domain_list")
 
 

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 
 from accounts import views as account_views
@@ -8,7 +10,14 @@ from reseller import health, metrics
 admin.site.site_header = "Reseller Dashboard — operators"
 admin.site.site_title = "Reseller Dashboard admin"
 
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin's, error pages)."""
+    return redirect(static("favicon.ico"), permanent=True)
+
+
 urlpatterns = [
+    path("favicon.ico", favicon),
     # For load balancers and orchestrators: no login, no session (reseller/health.py).
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -64,3 +64,96 @@ def log_in(page, base_url: str, email: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_load_state()
+
+
+# --- the demo agency, its people, and every page each of them can open ---------------------------------
+
+DEMO_PASSWORD = "demo-pass-2026"  # seed_demo's published password
+PEOPLE = {
+    "agency owner": "owner@northwind.test",
+    "viewer": "viewer@northwind.test",
+    "customer": "owner@acme.test",
+}
+
+
+@pytest.fixture
+def demo():
+    """`manage.py seed_demo`'s agency: staff of each role, subaccounts in every state, messages, history."""
+    import io
+
+    from django.core.management import call_command
+
+    from accounts.models import Account
+    from mailing.models import ArchivedMessage, Message
+
+    call_command("seed_demo", stdout=io.StringIO())
+    master = Account.objects.get(parent=None, public_id="northwind")
+    acme = Account.objects.get(parent=master, public_id="acme-shop")
+    return {
+        "master": master,
+        "acme": acme,
+        "failed_message": Message.objects.filter(account=acme, status=Message.Status.FAILED).first(),
+        "archived": ArchivedMessage.objects.filter(account=acme).first(),
+    }
+
+
+def pages_of(person: str, demo: dict) -> dict[str, str]:
+    """Every page `person` can open in the demo, by the name its screenshot gets."""
+    acme = demo["acme"].pk
+    message = demo["failed_message"].public_id
+    if person == "customer":
+        return {
+            "subaccount-dashboard": "/dashboard/",
+            "messages-customer": "/messages/",
+            "message-detail-customer": f"/messages/{message}/",
+            "archive": "/archive/",
+            "archive-message": f"/archive/{demo['archived'].pk}/",
+            "domains-customer": "/domains/",
+            "activity-customer": "/activity/",
+            "api-keys-customer": "/api-keys/",
+            "password-change": "/accounts/password/change/",
+        }
+    pages = {
+        "overview": "/overview/",
+        "subaccount-list": "/subaccounts/",
+        "subaccount-detail": f"/subaccounts/{acme}/",
+        "subaccount-activity": f"/subaccounts/{acme}/activity/",
+        "subaccount-alerts": f"/subaccounts/{acme}/alerts/",
+        "alert-settings": "/alerts/",
+        "billing": "/billing/",
+        "messages": "/messages/",
+        "message-detail": f"/messages/{message}/",
+        "domains": "/domains/",
+        "activity": "/activity/",
+        "api-keys": "/api-keys/",
+    }
+    if person == "agency owner":
+        pages |= {
+            "add-subaccount": "/subaccounts/add/",
+            "edit-subaccount": f"/subaccounts/{acme}/edit/",
+            "delete-confirm": f"/subaccounts/{acme}/delete/",
+        }
+    else:
+        pages = {f"{name}-viewer": path for name, path in pages.items()}
+    return pages
+
+
+PUBLIC_PAGES = {"login": "/accounts/login/", "password-reset": "/accounts/password/reset/"}
+
+
+@pytest.fixture
+def console_errors(page):
+    """Everything the browser reports as an error (CSP violations, 404s, script errors) while a test runs."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def hit_test(locator) -> bool:
+    """Whether a click at the middle of the element would reach it (nothing clips or covers it)."""
+    return locator.evaluate(
+        """el => { const r = el.getBoundingClientRect();
+                   const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                   return r.width > 0 && r.height > 0 && !!hit && (hit === el || el.contains(hit)); }"""
+    )

@@ -18,7 +18,7 @@ def _row(page, name: str):
 
 def _row_action(page, name: str, label: str):
     row = _row(page, name)
-    row.locator("details.dropdown summary").click()
+    row.get_by_role("button", name=f"More actions for {name}").click()
     row.get_by_role("button", name=label).click()
 
 
@@ -61,7 +61,7 @@ def test_add_invite_accept_manage_close_renew(browser, page, live_server, mailou
     # back as the master: edit the quota
     page.goto(f"{live_server.url}/subaccounts/")
     row = _row(page, "Acme Shop")
-    row.locator("details.dropdown summary").click()
+    row.get_by_role("button", name="More actions for Acme Shop").click()
     row.get_by_role("link", name="Edit details").click()
     page.get_by_label("Monthly email limit").fill("8000")
     shot(page, "edit-subaccount")
