@@ -10,6 +10,7 @@ urlpatterns = [
     path("messages/", views.message_list, name="message_list"),
     path("messages/recent/", views.recent_messages, name="recent_messages"),
     path("messages/<str:public_id>/", views.message_detail, name="message_detail"),
+    path("messages/<str:public_id>/cancel/", views.message_cancel, name="message_cancel"),
     path("domains/", views.domain_list, name="domain_list"),
     path("domains/<int:pk>/verify/", views.domain_verify, name="domain_verify"),
     path("domains/<int:pk>/share/", views.domain_share, name="domain_share"),

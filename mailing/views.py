@@ -14,7 +14,7 @@ from accounts.impersonation_session import real_user
 from accounts.models import Account
 from accounts.validation import clean_search
 
-from . import archive, domains, keys, selectors, templates
+from . import archive, domains, keys, scheduling, selectors, templates
 from .forms import TemplateForm
 from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Template
 
@@ -380,3 +380,18 @@ def template_action(request, slug: str, action: str):
     except DomainError as exc:
         flash.error(request, exc.message)
     return redirect("mailing:template_edit", slug=template.slug)
+
+
+@require_POST
+@account_required
+def message_cancel(request, public_id: str):
+    """Cancel a scheduled message before it leaves; its quota comes back."""
+    if not (request.membership and request.membership.can_manage):
+        raise Http404("No such page.")
+    try:
+        message = scheduling.cancel_scheduled(account=request.account, public_id=public_id)
+    except Message.DoesNotExist:
+        flash.error(request, "That message is no longer scheduled: it has left, or was cancelled.")
+    else:
+        flash.success(request, f"The message to {message.to_email} was cancelled; its quota is back.")
+    return redirect("mailing:message_list")

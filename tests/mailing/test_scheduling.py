@@ -126,3 +126,23 @@ def test_the_scheduling_calls(client, master_key):
     again = _api(client, "cancel-scheduled", {"key": master_key, "id": sent["_id"]})
     assert again.status_code == 500 and again.json()["name"] == "Unknown_Message"
     assert not Message.objects.exists() and Account.objects.get(public_id="agency")
+
+
+def test_the_owner_cancels_a_scheduled_message_from_the_message_list(client):
+    from django.urls import reverse
+
+    from tests.factories import subaccount_with_owner
+
+    sub, owner = subaccount_with_owner(monthly_limit=10)
+    now = datetime.now(UTC)
+    [result] = _scheduled(sub, now + timedelta(days=1), now)
+    client.force_login(owner)
+    page = client.get(reverse("mailing:message_list")).content.decode()
+    assert "Scheduled" in page and "Cancel" in page
+    client.post(reverse("mailing:message_cancel", args=[result.id]))
+    assert not Message.objects.exists()
+    _other, stranger = subaccount_with_owner()
+    [again] = _scheduled(sub, now + timedelta(days=1), now)
+    client.force_login(stranger)
+    client.post(reverse("mailing:message_cancel", args=[again.id]))
+    assert Message.objects.filter(public_id=again.id).exists()
