@@ -28,7 +28,7 @@ SENTENCES = {
     "archiving.disabled": "Archiving turned off",
     "invite.resent": "Invite sent again",
     "invite.accepted": "Invite accepted",
-    "password_reset.sent": "Password reset email sent",
+    "password_reset.sent": "Password reset email sent",  # nosec B105 - a sentence, not a password
     "impersonation.started": "Logged in as the owner",
     "impersonation.ended": "Went back to their own account",
     "impersonation.expired": "Visit as the owner ended after its time limit",

@@ -1,3 +1,4 @@
+import io
 from datetime import timedelta
 
 import pytest
@@ -7,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Account, Membership
+from accounts.models import Account, AuditEvent, Membership
 from mailing import archive
 from mailing.models import ApiKey, ArchivedMessage, Message
 from tests.factories import MembershipFactory, subaccount_with_owner
@@ -155,7 +156,30 @@ def test_seed_demo_refuses_to_run_in_production(settings):
 
 def test_seed_demo_is_idempotent(capsys):
     call_command("seed_demo")
-    counts = (Account.objects.count(), Message.objects.count(), ApiKey.objects.count())
+    counts = (
+        Account.objects.count(),
+        Message.objects.count(),
+        ApiKey.objects.count(),
+        AuditEvent.objects.count(),
+    )
     call_command("seed_demo")
-    assert (Account.objects.count(), Message.objects.count(), ApiKey.objects.count()) == counts
+    assert (
+        Account.objects.count(),
+        Message.objects.count(),
+        ApiKey.objects.count(),
+        AuditEvent.objects.count(),
+    ) == counts
     assert "owner@northwind.test" in capsys.readouterr().out
+
+
+def test_seed_demo_makes_its_history_through_the_services():
+    call_command("seed_demo", stdout=io.StringIO())
+    by_action = {event.action: event for event in AuditEvent.objects.select_related("account")}
+    paused, closed = by_action["subaccount.paused"], by_action["subaccount.closed"]
+    assert paused.account.name == "Cobalt Clinic" and paused.actor_label == "admin@northwind.test"
+    assert closed.account.name == "Delta Dental" and closed.before == {"status": "active"}
+    assert {"archiving.enabled", "subaccount.updated", "invite.resent", "impersonation.started"} <= set(
+        by_action
+    )
+    assert Account.objects.get(public_id="cobalt-clinic").paused_at is not None
+    assert max(event.created_at for event in by_action.values()) < timezone.now()

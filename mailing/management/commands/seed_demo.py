@@ -11,9 +11,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts import invites
+from accounts import invites, lifecycle
 from accounts.alerts import scan_limit_alerts
-from accounts.models import Account, Membership, Usage, User
+from accounts.impersonation import record_visit_ended, record_visit_started
+from accounts.models import Account, AuditEvent, Membership, Usage, User
 from accounts.quota import hour_start, month_start
 from accounts.tokens import hash_secret
 from mailing.models import ApiKey, ArchivedMessage, Message, SenderDomain
@@ -28,7 +29,8 @@ MASTER = {
     "limit": 500_000,
 }
 STAFF = [("admin@northwind.test", Membership.Role.ADMIN), ("viewer@northwind.test", Membership.Role.VIEWER)]
-# (id, name, owner email, status, accepted the invite, monthly limit, hourly limit, sent this month)
+# (id, name, owner email, status (reached through the lifecycle services), accepted the invite, monthly
+# limit, hourly limit, sent this month)
 SUBACCOUNTS = [
     ("acme-shop", "Acme Shop", "owner@acme.test", Account.Status.ACTIVE, True, 50_000, 2_000, 12_400),
     (
@@ -54,6 +56,8 @@ SUBACCOUNTS = [
     ),
     ("delta-dental", "Delta Dental", "owner@delta.test", Account.Status.CLOSED, True, 8_000, None, 410),
 ]
+# Limits the history then changes (through the service), so the activity page shows the change.
+INITIAL_LIMITS = {"evergreen-books": 8_000}
 OTHER_MASTER = {
     "public_id": "southwind",
     "name": "Southwind Media",
@@ -192,33 +196,73 @@ def _seed_usage(sub: Account, master: Account, sent: int, now) -> None:
     )
 
 
+def _seed_history(master: Account, created: set[str], now) -> None:
+    """Some history for the activity pages, made the way people make it: through the services, so each
+    event is the one the product writes (pause and close through accounts/lifecycle.py). Only for
+    subaccounts this run created, so a second run adds nothing. Then spread over the past days."""
+    owner = User.objects.get(email=MASTER["email"])
+    admin = User.objects.get(email="admin@northwind.test")
+    subs = {sub.public_id: sub for sub in Account.objects.subaccounts_of(master)}
+    kwargs = {"master": master}
+    if "acme-shop" in created:
+        lifecycle.set_archiving(actor=admin, subaccount_id=subs["acme-shop"].pk, enabled=True, **kwargs)
+        acme_owner = User.objects.get(email="owner@acme.test")
+        record_visit_started(hijacker=admin, hijacked=acme_owner)
+        record_visit_ended(hijacker=admin, hijacked=acme_owner)
+    if "evergreen-books" in created:
+        lifecycle.update_subaccount(actor=owner, subaccount_id=subs["evergreen-books"].pk,
+                                    changes={"monthly_limit": 10_000}, **kwargs)  # fmt: skip
+    if "blue-bakery" in created:
+        lifecycle.resend_invite(actor=admin, subaccount_id=subs["blue-bakery"].pk, **kwargs)
+    if "cobalt-clinic" in created:
+        lifecycle.pause_subaccount(actor=admin, subaccount_id=subs["cobalt-clinic"].pk, **kwargs)
+    if "delta-dental" in created:
+        lifecycle.close_subaccount(actor=owner, subaccount_id=subs["delta-dental"].pk, **kwargs)
+    if created:
+        events = AuditEvent.objects.filter(master=master).order_by("-created_at", "-id")
+        for n, event_id in enumerate(events.values_list("pk", flat=True)):
+            AuditEvent.objects.filter(pk=event_id).update(created_at=now - timedelta(hours=5 + 7 * n))
+
+
 class Command(BaseCommand):
     help = "Create the demo agency, its staff and subaccounts (idempotent) and print the logins."
 
-    @transaction.atomic
     def handle(self, *args, **options):
         if settings.PRODUCTION:
             # The demo's superuser password and API key are public: never in a real deployment.
             raise CommandError(
                 "seed_demo makes accounts with published passwords: not with DJANGO_ENV=production."
             )
+        now = timezone.now()
+        with transaction.atomic():
+            master, created = self._seed_accounts(now)
+        _seed_history(master, created, now)  # the services open their own transactions
+        with transaction.atomic():
+            _seed_messages(master, now)
+            _seed_domains(master, now)
+            _seed_api_key(Account.objects.get(parent=master, public_id="acme-shop"))
+        scan_limit_alerts()  # Evergreen Books is past 80%: the agency's alert shows on its overview
+        self._print_logins()
+
+    def _seed_accounts(self, now) -> tuple[Account, set[str]]:
+        """The people and accounts, every subaccount active at first (history changes some); returns the
+        master and the ids of the subaccounts made now."""
         _user(OPERATOR, password=PASSWORD, is_staff=True, is_superuser=True)
         master = _master(MASTER)
         for email, role in STAFF:
             Membership.objects.get_or_create(
                 user=_user(email, password=PASSWORD), defaults={"account": master, "role": role}
             )
-        now = timezone.now()
-        for public_id, name, email, status, accepted, monthly, hourly, sent in SUBACCOUNTS:
+        made = set()
+        for public_id, name, email, _status, accepted, monthly, hourly, sent in SUBACCOUNTS:
             sub, created = Account.objects.get_or_create(
                 parent=master, public_id=public_id,
-                defaults={"kind": Account.Kind.SUBACCOUNT, "name": name, "contact_email": email, "status": status,
-                          "monthly_limit": monthly, "hourly_limit": hourly, "archiving_enabled": public_id == "acme-shop",
-                          "closed_at": now if status == Account.Status.CLOSED else None,
-                          "paused_at": now if status == Account.Status.PAUSED else None},
+                defaults={"kind": Account.Kind.SUBACCOUNT, "name": name, "contact_email": email,
+                          "monthly_limit": INITIAL_LIMITS.get(public_id, monthly), "hourly_limit": hourly},
             )  # fmt: skip
             if not created:
                 continue
+            made.add(public_id)
             owner = _user(email, password=PASSWORD if accepted else None)
             Membership.objects.create(user=owner, account=sub, role=Membership.Role.OWNER)
             if not accepted:
@@ -227,11 +271,7 @@ class Command(BaseCommand):
             if sent:
                 _seed_usage(sub, master, sent, now)
         _master(OTHER_MASTER)
-        _seed_messages(master, now)
-        _seed_domains(master, now)
-        _seed_api_key(Account.objects.get(parent=master, public_id="acme-shop"))
-        scan_limit_alerts()  # Evergreen Books is past 80 %: the agency's alert shows on its overview
-        self._print_logins()
+        return master, made
 
     def _print_logins(self):
         self.stdout.write(
