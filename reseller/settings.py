@@ -47,7 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.sites",
     "allauth",
-    "allauth.account",
+    "accounts.apps.LoginEmailsConfig",  # allauth.account, with a name of its own in the admin
     "hijack",
     "django_htmx",
     "accounts",
