@@ -1,14 +1,16 @@
-"""django-allauth hooks: no public sign-up, and links built from SITE_URL so that emails sent
-outside a request (Celery, the API, management commands) point at the right host."""
+"""django-allauth hooks: no public sign-up, and links built by accounts.emails.site_url (SITE_URL, or
+in development the address being visited) so that emails sent outside a request (Celery, the API,
+management commands) point at the right host."""
 
 from urllib.parse import quote
 
 from allauth.account.adapter import DefaultAccountAdapter
-from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+
+from . import emails
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -17,7 +19,7 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def get_reset_password_from_key_url(self, key: str) -> str:
         path = reverse("account_reset_password_from_key", kwargs={"uidb36": "UID", "key": "KEY"})
-        return settings.SITE_URL + path.replace("UID-KEY", quote(key))
+        return emails.site_url() + path.replace("UID-KEY", quote(key))
 
     def respond_password_reset_link_used(self) -> HttpResponse:
         """The answer to a post of a reset link that another post consumed a moment earlier: the page

@@ -1,7 +1,11 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.humanize.templatetags.humanize import intcomma
 
+from . import errors
 from .models import Account, AuditEvent, Invitation, LimitAlert, Membership, Usage, User
+from .validation import clean_thresholds
 
 
 class MembershipInline(admin.TabularInline):
@@ -31,26 +35,73 @@ class UserAdmin(DjangoUserAdmin):
         return str(membership.account) if membership else "—"
 
 
+class AccountAdminForm(forms.ModelForm):
+    """The thresholds as people write them ("80, 95"), not as JSON (which showed an empty one as null)."""
+
+    alert_thresholds = forms.CharField(
+        required=False,
+        label="Alert thresholds",
+        help_text="Percentages of the monthly limit, comma-separated (e.g. 80, 95); 100% always alerts. "
+        "Empty: on a master, the default (80, 95); on a subaccount, its master's.",
+    )
+
+    class Meta:
+        model = Account
+        fields = ["kind", "parent", "public_id", "name", "notes", "contact_email", "monthly_limit",
+                  "hourly_limit", "archiving_enabled", "alert_thresholds", "former_parent"]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.alert_thresholds:
+            self.initial["alert_thresholds"] = ", ".join(map(str, self.instance.alert_thresholds))
+
+    def clean_alert_thresholds(self) -> list[int] | None:
+        value = self.cleaned_data["alert_thresholds"].strip()
+        if not value:
+            return None
+        try:
+            return clean_thresholds(value)
+        except errors.ValidationError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = [
-        "name",
-        "public_id",
-        "kind",
-        "status",
-        "parent",
-        "monthly_limit",
-        "hourly_limit",
-        "archiving_enabled",
-        "created_at",
-    ]
+    form = AccountAdminForm
+    list_display = ["name", "public_id", "kind", "status", "agency", "monthly", "hourly"]
     list_filter = ["kind", "status", "archiving_enabled"]
     search_fields = ["name", "public_id", "contact_email", "parent__name"]
     list_select_related = ["parent"]
     autocomplete_fields = ["parent", "former_parent"]
-    readonly_fields = ["created_at", "updated_at", "paused_at", "closed_at", "renewed_at"]
+    # The status changes only through accounts/lifecycle.py (role and state checks, held mail released,
+    # emails, the audit trail). Those services act for a member of the agency, and an operator is none,
+    # so the admin shows the status and says where it is changed instead of offering a bare select.
+    readonly_fields = ["lifecycle_status", "created_at", "updated_at", "paused_at", "closed_at", "renewed_at"]
+    exclude = ["status"]
     date_hierarchy = "created_at"
     inlines = [MembershipInline]
+
+    @admin.display(description="Status")
+    def lifecycle_status(self, account: Account) -> str:
+        if account.pk is None:
+            return "Active (new accounts start active)"
+        return (
+            f"{account.get_status_display()}. Pause, resume, close and reopen are the agency's actions, on "
+            "its dashboard (a subaccount's Actions menu) or through the API: they hold or release mail, "
+            "send the emails and write the audit trail, which editing the field here would skip."
+        )
+
+    @admin.display(description="Agency", ordering="parent__name")
+    def agency(self, account: Account) -> str:
+        return account.parent.name if account.parent_id else "—"
+
+    @admin.display(description="Monthly limit", ordering="monthly_limit")
+    def monthly(self, account: Account) -> str:
+        return intcomma(account.monthly_limit)
+
+    @admin.display(description="Hourly limit", ordering="hourly_limit")
+    def hourly(self, account: Account) -> str:
+        return intcomma(account.hourly_limit) if account.hourly_limit else "—"
 
 
 @admin.register(Membership)

@@ -3,6 +3,8 @@ templates/email/ and leaves through the default mailer, which hands it to Celery
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from allauth.account.forms import ResetPasswordForm
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -11,15 +13,30 @@ from django.urls import reverse
 
 from .models import Account, Membership
 
+# The address the site is being visited at ("http://127.0.0.1:8001"), set per request by
+# CurrentAccountMiddleware: emails are sent by services, which never see the request.
+request_origin: ContextVar[str | None] = ContextVar("request_origin", default=None)
+
+
+def site_url() -> str:
+    """Where links in emails point. In production always SITE_URL (required there): a Host header is the
+    client's to forge, and links in mail must not follow it. In development, the address of the request
+    being served, when there is one, so the links work on whatever port runserver listens on; outside a
+    request (Celery, commands) SITE_URL."""
+    origin = request_origin.get()
+    if origin and not settings.PRODUCTION:
+        return origin
+    return settings.SITE_URL
+
 
 def absolute(path: str) -> str:
-    return settings.SITE_URL + path
+    return site_url() + path
 
 
 def _send(*, template: str, subject: str, to: list[str], context: dict) -> None:
     if not to:
         return
-    context = {"site_url": settings.SITE_URL, "subject": subject, **context}
+    context = {"site_url": site_url(), "subject": subject, **context}
     message = EmailMultiAlternatives(
         subject=subject, body=render_to_string(f"email/{template}.txt", context), to=to
     )

@@ -140,7 +140,30 @@ class AlertThresholdsForm(forms.Form):
     )
 
 
-class ResetPasswordKeyForm(allauth_forms.ResetPasswordKeyForm):
+class SentenceCaseLabels:
+    """allauth labels its fields in Title Case ("Remember Me", "New Password"); every other label of the
+    product is a sentence."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if field.label:
+                field.label = field.label[:1].upper() + field.label[1:].lower()
+
+
+class LoginForm(SentenceCaseLabels, allauth_forms.LoginForm):
+    pass
+
+
+class ChangePasswordForm(SentenceCaseLabels, allauth_forms.ChangePasswordForm):
+    pass
+
+
+class ResetPasswordForm(SentenceCaseLabels, allauth_forms.ResetPasswordForm):
+    pass
+
+
+class ResetPasswordKeyForm(SentenceCaseLabels, allauth_forms.ResetPasswordKeyForm):
     """allauth's "choose a new password" form behind a reset link, made single use under concurrency.
 
     allauth checks the link when the view is dispatched and sets the password later, after validating

@@ -11,6 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from . import impersonation_session
 from .audit import client_ip
+from .emails import request_origin
 from .models import Membership
 
 # allauth pages that change who a user is: never open to an agency visiting as the owner.
@@ -34,9 +35,11 @@ class CurrentAccountMiddleware:
             )
         request.account = request.membership.account if request.membership else None
         token = client_ip.set(request.META.get("REMOTE_ADDR"))
+        origin = request_origin.set(f"{request.scheme}://{request.get_host()}")
         try:
             return self.get_response(request)
         finally:
+            request_origin.reset(origin)
             client_ip.reset(token)
 
 

@@ -43,6 +43,8 @@ def home(request):
     """Everyone lands here after login and goes to the page their account kind starts on."""
     account = request.account
     if account is None:
+        if request.user.is_staff:  # the service's own operators work in the admin
+            return redirect("admin:index")
         return render(request, "accounts/no_account.html")
     if account.is_master:
         return redirect("accounts:subaccount_list")

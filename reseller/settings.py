@@ -21,7 +21,10 @@ DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 PRODUCTION = DJANGO_ENV == "production"
 
 if PRODUCTION:
-    _missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL") if not env.str(name, "")]
+    # SITE_URL: links in emails point there (development takes them from the request instead).
+    _missing = [
+        name for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "SITE_URL") if not env.str(name, "")
+    ]
     if _missing:
         # A clear sentence, not a traceback: this is the first thing an operator sees.
         sys.exit(
@@ -44,7 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.sites",
     "allauth",
-    "allauth.account",
+    "accounts.apps.LoginEmailsConfig",  # allauth.account, with a name of its own in the admin
     "hijack",
     "django_htmx",
     "accounts",
@@ -155,7 +158,13 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 # The reset link is consumed under a row lock, so simultaneous posts of one link set the password once.
-ACCOUNT_FORMS = {"reset_password_from_key": "accounts.forms.ResetPasswordKeyForm"}  # nosec B105 - a form's path
+# The other forms only write allauth's Title Case labels as sentences.
+ACCOUNT_FORMS = {
+    "login": "accounts.forms.LoginForm",
+    "change_password": "accounts.forms.ChangePasswordForm",
+    "reset_password": "accounts.forms.ResetPasswordForm",
+    "reset_password_from_key": "accounts.forms.ResetPasswordKeyForm",  # nosec B105 - a form's path
+}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None

@@ -98,3 +98,19 @@ def test_the_renewed_email(mailoutbox, django_capture_on_commit_callbacks):
     assert message.to == [admin.email]
     assert message.subject == "Acme Shop renewed as a standalone account"
     _assert_two_parts_with_link(message, SITE + reverse("accounts:activity"))
+
+
+def test_links_follow_the_request_in_development_and_site_url_in_production(settings):
+    from accounts.emails import request_origin, site_url
+
+    settings.SITE_URL = "https://mail.example.com"
+    token = request_origin.set("http://127.0.0.1:8001")
+    try:
+        settings.PRODUCTION = False
+        assert site_url() == "http://127.0.0.1:8001"
+        settings.PRODUCTION = True  # a Host header is the client's: never the links in production
+        assert site_url() == "https://mail.example.com"
+    finally:
+        request_origin.reset(token)
+    settings.PRODUCTION = False
+    assert site_url() == "https://mail.example.com"  # outside a request (Celery, commands)
