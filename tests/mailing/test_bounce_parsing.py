@@ -1,4 +1,5 @@
-"""mailing.bounce_parsing: each fixture read as its MTA meant it. No database."""
+"""mailing.bounce_parsing: each fixture read as its MTA meant it, the DSN and ARF rules, the VERP token
+and classify's table. No database."""
 
 import logging
 import re
@@ -12,7 +13,9 @@ from mailing.bounce_parsing import (
     MAX_DIAGNOSTIC_CHARS,
     BounceReport,
     Kind,
+    classify,
     parse_report,
+    token_from_address,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
@@ -282,3 +285,454 @@ def test_the_explanation_alone_is_enough_when_the_delivery_status_part_is_lost(n
     # then
     assert report is not None
     assert (report.kind, report.recipient, report.status) == (kind, recipient, status)
+
+
+# --- delivery status notifications ------------------------------------------------------------------------
+
+RETURNED = """Return-Path: <bounces+dsn_Pq4Wz8Kd2Rm@bounce.example.net>
+From: Example Shop <orders@shop.example.com>
+To: kim@example.org
+Subject: Your receipt
+Message-ID: <1737000000.1@app-7.example.net>
+
+Thanks for your order.
+"""
+
+
+def dsn(
+    *recipient_blocks: str, returned: str = RETURNED, status_type: str = "message/delivery-status"
+) -> bytes:
+    """A DSN as Postfix writes it, with the given per-recipient field blocks."""
+    blocks = "\n\n".join(block.strip("\n") for block in recipient_blocks)
+    return f"""From: MAILER-DAEMON@mta1.relay.example.net (Mail Delivery System)
+To: bounces+dsn_Pq4Wz8Kd2Rm@bounce.example.net
+Subject: Undelivered Mail Returned to Sender
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
+
+--b1
+Content-Type: text/plain; charset=us-ascii
+
+This is the mail system at host mta1.relay.example.net.
+
+--b1
+Content-Type: {status_type}
+
+Reporting-MTA: dns; mta1.relay.example.net
+
+{blocks}
+
+--b1
+Content-Type: message/rfc822
+
+{returned}
+--b1--
+""".encode()
+
+
+FAILED = """Final-Recipient: rfc822; kim@example.org
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <kim@example.org>: Recipient address rejected: User unknown
+"""
+DELAYED = """Final-Recipient: rfc822; lee@example.org
+Action: delayed
+Status: 4.4.1
+Diagnostic-Code: X-Postfix; connect to mx.example.org[192.0.2.9]:25: Connection refused
+"""
+
+
+@pytest.mark.parametrize("action", ["delivered", "relayed", "expanded"])
+def test_a_dsn_that_reports_success_is_not_a_failure(action):
+    block = f"Final-Recipient: rfc822; kim@example.org\nAction: {action}\nStatus: 2.0.0\n"
+    assert parse(dsn(block)) is None
+
+
+def test_a_failed_recipient_is_reported_before_a_delayed_or_delivered_one():
+    delivered = "Final-Recipient: rfc822; ok@example.org\nAction: delivered\nStatus: 2.0.0\n"
+    report = parse(dsn(delivered, DELAYED, FAILED))
+    assert (report.kind, report.recipient, report.status) == (Kind.HARD, "kim@example.org", "5.1.1")
+
+
+def test_a_delayed_recipient_is_a_deferral_whatever_its_status():
+    report = parse(dsn(DELAYED.replace("Status: 4.4.1", "Status: 5.4.1")))
+    assert (report.kind, report.recipient, report.smtp_code) == (Kind.DELAY, "lee@example.org", None)
+    assert report.diagnostic == "connect to mx.example.org[192.0.2.9]:25: Connection refused"
+
+
+def test_without_an_action_the_status_class_decides():
+    assert parse(dsn("Final-Recipient: rfc822; kim@example.org\nStatus: 2.0.0\n")) is None
+    report = parse(dsn("Final-Recipient: rfc822; kim@example.org\nStatus: 5.1.2\n"))
+    assert (report.kind, report.status) == (Kind.HARD, "5.1.2")
+
+
+def test_a_generic_status_gives_way_to_the_servers_specific_one():
+    block = FAILED.replace("Status: 5.1.1", "Status: 5.0.0").replace("550 5.1.1", "552 5.2.2")
+    report = parse(dsn(block.replace("User unknown", "Mailbox full")))
+    assert (report.kind, report.status, report.smtp_code) == (Kind.SOFT, "5.2.2", 552)
+
+
+def test_original_recipient_stands_in_for_a_missing_final_recipient():
+    block = FAILED.replace(
+        "Final-Recipient: rfc822; kim@example.org", "Original-Recipient: rfc822;<kim@example.org>"
+    )
+    assert parse(dsn(block)).recipient == "kim@example.org"
+
+
+def test_a_global_dsn_with_a_utf8_address_is_read():
+    # given RFC 6533's message/global-delivery-status, its address type utf-8 with an escaped character
+    block = FAILED.replace("rfc822; kim@example.org", "utf-8; j\\x{00F6}rg@b\u00fccher.example")
+    # when
+    report = parse(dsn(block, status_type="message/global-delivery-status"))
+    # then
+    assert (report.kind, report.recipient) == (Kind.HARD, "j\u00f6rg@b\u00fccher.example")
+
+
+def test_a_failure_without_any_code_or_words_is_unknown():
+    report = parse(dsn("Final-Recipient: rfc822; kim@example.org\nAction: failed\n"))
+    assert (report.kind, report.status, report.smtp_code, report.diagnostic) == (Kind.UNKNOWN, None, None, "")
+
+
+def test_a_diagnostic_is_one_line_without_control_characters_and_trimmed():
+    long_reply = "550 5.1.1 " + "no such user \x00\x1b[31m " * 200
+    report = parse(
+        dsn(
+            FAILED.replace(
+                "550 5.1.1 <kim@example.org>: Recipient address rejected: User unknown", long_reply
+            )
+        )
+    )
+    assert report.diagnostic.startswith("550 5.1.1 no such user")
+    assert len(report.diagnostic) <= MAX_DIAGNOSTIC_CHARS
+    assert report.diagnostic.isprintable()
+
+
+def test_an_address_with_control_characters_is_no_address():
+    # a caller stores the recipient, and PostgreSQL refuses NUL in text
+    report = parse(dsn(FAILED.replace("rfc822; kim@example.org", "rfc822; kim\x00@example.org")))
+    assert report.kind is Kind.HARD
+    assert report.recipient is None
+
+
+# --- the token -----------------------------------------------------------------------------------------------
+
+
+def test_the_envelope_token_wins_over_the_one_the_report_quotes():
+    report = parse(dsn(FAILED), envelope_recipient=verp("envelope_Tk0001"))
+    assert report.token == "envelope_Tk0001"
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        None,
+        FEEDBACK_LOOP_ADDRESS,
+        "bounces+other_Tk00001@bounce.elsewhere.example",
+        "bounces+bad token@bounce.example.net",
+    ],
+)
+def test_without_our_verp_envelope_the_returned_return_path_gives_the_token(envelope):
+    assert parse(dsn(FAILED), envelope_recipient=envelope).token == "dsn_Pq4Wz8Kd2Rm"
+
+
+def test_message_ids_are_never_read_as_tokens():
+    # given a returned message whose only token-like values are in Message-ID, X-Message-Id and To
+    returned = """From: Example Shop <orders@shop.example.com>
+To: bounces+to_Tk00000001@bounce.example.net
+Subject: Your receipt
+Message-ID: <bounces+mid_Tk0000001@bounce.example.net>
+X-Message-Id: xmid_Tk0000001
+Sender: bounces+sender_Tk0001@bounce.example.net
+
+Thanks.
+"""
+    # when
+    report = parse(dsn(FAILED, returned=returned))
+    # then
+    assert report.kind is Kind.HARD
+    assert report.token is None
+
+
+def test_a_return_path_at_another_domain_gives_no_token():
+    returned = RETURNED.replace("@bounce.example.net", "@bounce.attacker.example")
+    assert parse(dsn(FAILED, returned=returned)).token is None
+
+
+# --- feedback reports -----------------------------------------------------------------------------------------
+
+
+def arf(feedback_fields: str) -> bytes:
+    return f"""From: Feedback Loop <fbl@isp.example>
+To: {FEEDBACK_LOOP_ADDRESS}
+Subject: Abuse report
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="f1"
+
+--f1
+Content-Type: text/plain
+
+This is an email abuse report.
+
+--f1
+Content-Type: message/feedback-report
+
+{feedback_fields}
+--f1
+Content-Type: message/rfc822
+
+{RETURNED}
+--f1--
+""".encode()
+
+
+@pytest.mark.parametrize("feedback_type", ["abuse", "fraud", "virus", "other", None])
+def test_abuse_fraud_virus_other_and_untyped_feedback_are_complaints(feedback_type):
+    fields = "User-Agent: SomeFBL/1.0\nVersion: 1\nOriginal-Rcpt-To: <kim@example.org>\n"
+    if feedback_type:
+        fields = f"Feedback-Type: {feedback_type}\n{fields}"
+    report = parse(arf(fields))
+    assert (report.kind, report.recipient, report.token) == (
+        Kind.COMPLAINT,
+        "kim@example.org",
+        "dsn_Pq4Wz8Kd2Rm",
+    )
+    assert report.reporter == "isp.example"
+
+
+@pytest.mark.parametrize("feedback_type", ["not-spam", "auth-failure", "dmarc", "opt-out-please"])
+def test_feedback_that_is_not_a_complaint_is_none(feedback_type):
+    assert parse(arf(f"Feedback-Type: {feedback_type}\nUser-Agent: SomeFBL/1.0\nVersion: 1\n")) is None
+
+
+def test_a_feedback_reports_own_reporting_mta_names_the_reporter():
+    report = parse(arf("Feedback-Type: abuse\nVersion: 1\nReporting-MTA: dns; fbl.isp.example\n"))
+    assert report.reporter == "fbl.isp.example"
+
+
+# --- plain-text bounces and auto-replies ------------------------------------------------------------------------
+
+EXIM_HEAD = """From: Mail Delivery System <Mailer-Daemon@smtp.hosting.example.org>
+To: bounces+ex_Tk00000001@bounce.example.net
+Subject: Mail delivery failed: returning message to sender
+Auto-Submitted: auto-replied
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+"""
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        # Exim 4.9x: host on its own line, reply on the next
+        "  info@bakery.example.org\n    host mx.bakery.example.org [192.0.2.44]\n"
+        "    SMTP error from remote mail server after RCPT TO:<info@bakery.example.org>:\n"
+        "    550 5.1.1 <info@bakery.example.org>: User unknown\n",
+        # the reply on the same line as the command
+        "  info@bakery.example.org\n"
+        "    SMTP error from remote mail server after RCPT TO:<info@bakery.example.org>: 550 5.1.1 User unknown\n",
+        # a multi-line reply
+        "  info@bakery.example.org\n"
+        "    SMTP error from remote mail server after RCPT TO:<info@bakery.example.org>:\n"
+        "    host mx.bakery.example.org [192.0.2.44]: 550-5.1.1 The mailbox does not exist here.\n"
+        "    550-5.1.1 Check the address\n    550 5.1.1 and try again\n",
+    ],
+)
+def test_exims_layouts_read_alike(failure):
+    report = parse(f"{EXIM_HEAD}{failure}".encode())
+    assert (report.kind, report.recipient, report.status, report.smtp_code) == (
+        Kind.HARD,
+        "info@bakery.example.org",
+        "5.1.1",
+        550,
+    )
+    assert report.token == "ex_Tk00000001" or report.token is None
+    assert "\n" not in report.diagnostic and not re.search(r"\b550-", report.diagnostic)
+
+
+def test_an_exim_bounce_without_a_reply_is_still_hard_when_it_says_permanent():
+    report = parse(f"{EXIM_HEAD}  info@bakery.example.org\n    Unrouteable address\n".encode())
+    assert (report.kind, report.recipient, report.smtp_code) == (Kind.HARD, "info@bakery.example.org", None)
+
+
+def test_an_exim_delay_warning_is_a_deferral():
+    warning = EXIM_HEAD.replace(
+        "Mail delivery failed: returning message to sender", "Warning: message 1tYk delayed 24 hours"
+    )
+    warning = warning.split("A message that you sent")[0] + (
+        "A message that you sent has not yet been delivered to one or more of its\n"
+        "recipients after more than 24 hours on the queue on smtp.hosting.example.org.\n\n"
+        "  info@bakery.example.org\n    host mx.bakery.example.org [192.0.2.44]\n"
+        "    SMTP error from remote mail server after RCPT TO:<info@bakery.example.org>:\n"
+        "    451 4.3.0 Temporary lookup failure\n\n"
+        "No action is required on your part. Delivery attempts will continue for\nsome time.\n"
+    )
+    report = parse(warning.encode())
+    assert (report.kind, report.status, report.smtp_code) == (Kind.DELAY, "4.3.0", 451)
+
+
+def test_an_auto_reply_that_quotes_bounce_sentences_is_still_an_auto_reply():
+    reply = """From: Sam Lee <sam@example.org>
+To: bounces+ooo_Tk0000001@bounce.example.net
+Subject: Re: Your receipt
+Auto-Submitted: auto-replied
+X-Autoreply: yes
+
+I'm away. Your message could not be delivered to my assistant either:
+550 5.1.1 user unknown
+"""
+    assert parse(reply.encode()) is None
+
+
+def test_a_mail_systems_bounce_that_says_little_more_than_its_subject_is_unknown():
+    terse = "From: MAILER-DAEMON@mx.example.org\nSubject: Undeliverable mail\n\nSee the attached headers.\n"
+    report = parse(terse.encode(), envelope_recipient=verp("terse_Tk00001"))
+    assert (report.kind, report.token, report.recipient, report.reporter) == (
+        Kind.UNKNOWN,
+        "terse_Tk00001",
+        None,
+        "mx.example.org",
+    )
+
+
+def test_a_person_writing_to_the_bounce_address_is_not_a_bounce():
+    note = "From: kim@example.org\nTo: bounces+x_Tk000000001@bounce.example.net\nSubject: who are you?\n\nPlease stop.\n"
+    assert parse(note.encode()) is None
+
+
+# --- classify -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "smtp_code", "diagnostic", "kind"),
+    [
+        # RFC 3463 classes
+        ("5.1.1", 550, "User unknown", Kind.HARD),
+        ("5.1.2", 550, "Host or domain name not found", Kind.HARD),
+        ("5.1.10", 550, "RESOLVER.ADR.RecipientNotFound", Kind.HARD),
+        ("5.4.4", 550, "Unable to route", Kind.HARD),
+        ("5.0.0", None, "", Kind.HARD),
+        (None, 550, "Requested action not taken", Kind.HARD),
+        ("4.4.1", None, "Connection timed out", Kind.SOFT),
+        ("4.1.1", 450, "Recipient address rejected: User unknown (try later)", Kind.SOFT),
+        (None, 421, "Service not available", Kind.SOFT),
+        # a full mailbox is soft whatever its class
+        ("5.2.2", 552, "Mailbox full", Kind.SOFT),
+        (None, 552, "Requested mail action aborted: exceeded storage allocation", Kind.SOFT),
+        ("5.0.0", 550, "user is over quota", Kind.SOFT),
+        (None, None, "Quota exceeded (mailbox for user is full)", Kind.SOFT),
+        # policy and reputation blocks are about us: soft
+        (
+            "5.7.1",
+            550,
+            "Service unavailable; client [198.51.100.21] blocked using zen.spamhaus.org",
+            Kind.SOFT,
+        ),
+        ("5.7.1", 554, "Message rejected as spam by Content Filtering", Kind.SOFT),
+        ("5.7.1", 550, "Our system has detected that this message is likely unsolicited mail", Kind.SOFT),
+        ("5.7.1", 550, "part of their network is on our block list (S3150)", Kind.SOFT),
+        (
+            "5.7.26",
+            550,
+            "Unauthenticated email from shop.example.com is not accepted due to DMARC policy",
+            Kind.SOFT,
+        ),
+        ("5.7.1", 550, "Poor sender reputation", Kind.SOFT),
+        (None, 554, "rejected due to local policy", Kind.SOFT),
+        ("5.7.0", 550, "Delivery not authorized", Kind.SOFT),
+        # ...unless the words say the address does not exist
+        ("5.7.1", 550, "<kim@example.org>: Recipient address rejected: user does not exist", Kind.HARD),
+        (None, 550, "No such user here", Kind.HARD),
+        (None, 550, "Requested action not taken: mailbox unavailable", Kind.HARD),
+        (None, 554, "delivery error: dd This user doesn't have a yahoo.com account", Kind.HARD),
+        ("5.7.1", 554, "<kim@example.org>: Relay access denied", Kind.HARD),
+        # the address is fine, the sender or the message is not
+        ("5.1.8", 553, "Sender address rejected: Domain not found", Kind.SOFT),
+        (
+            "5.1.0",
+            550,
+            "<bounces+x@bounce.example.net>: Sender address rejected: Domain not found",
+            Kind.SOFT,
+        ),
+        ("5.3.4", 552, "Message size exceeds fixed limit", Kind.SOFT),
+        ("5.6.0", 550, "Content rejected", Kind.SOFT),
+        # words alone
+        (None, None, "The email account that you tried to reach does not exist.", Kind.HARD),
+        (None, None, "Blocked for spam", Kind.SOFT),
+        (None, None, "Something went wrong", Kind.UNKNOWN),
+        (None, None, "", Kind.UNKNOWN),
+        # not a failure, or nonsense
+        ("2.0.0", 250, "OK", Kind.UNKNOWN),
+        ("9.9.9", 999, "user unknown", Kind.HARD),
+        ("garbage", None, "", Kind.UNKNOWN),
+    ],
+)
+def test_classify(status, smtp_code, diagnostic, kind):
+    assert classify(status, smtp_code, diagnostic) is kind
+
+
+def test_classify_never_raises_on_wrong_types():
+    assert classify(5.11, "550", None) is Kind.UNKNOWN  # type: ignore[arg-type]
+
+
+# --- token_from_address -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "token"),
+    [
+        ("bounces+Ab3_x-Yz901@bounce.example.net", "Ab3_x-Yz901"),
+        ("<bounces+Ab3_x-Yz901@bounce.example.net>", "Ab3_x-Yz901"),
+        ("  <bounces+Ab3_x-Yz901@bounce.example.net> ", "Ab3_x-Yz901"),
+        # domains compare without regard to case; our prefix and the token do not
+        ("bounces+Ab3_x-Yz901@BOUNCE.Example.NET", "Ab3_x-Yz901"),
+        ("BOUNCES+Ab3_x-Yz901@bounce.example.net", None),
+        ("bounces+" + "a" * 64 + "@bounce.example.net", "a" * 64),
+        # another domain, or a look-alike of ours
+        ("bounces+Ab3_x-Yz901@example.net", None),
+        ("bounces+Ab3_x-Yz901@x.bounce.example.net", None),
+        ("bounces+Ab3_x-Yz901@bounce.example.net.attacker.example", None),
+        ("bounces+Ab3_x-Yz901@bounce.example.net.", None),
+        ("bounces+Ab3_x-Yz901@bounce.exampIe.net", None),
+        ("bounces+Ab3_x-Yz901@bounce.ex\u0430mple.net", None),
+        ("bounces+Ab3_x-Yz901@evil.example@bounce.example.net", None),
+        # not our shape
+        ("bounces@bounce.example.net", None),
+        ("bouncesAb3_x-Yz901@bounce.example.net", None),
+        ("Ab3_x-Yz901@bounce.example.net", None),
+        ("bounces+@bounce.example.net", None),
+        ("bounces+short@bounce.example.net", None),
+        ("bounces+" + "a" * 65 + "@bounce.example.net", None),
+        ("bounces+Ab3.x-Yz901@bounce.example.net", None),
+        ("bounces+Ab3+x-Yz901@bounce.example.net", None),
+        ('"bounces+Ab3_x-Yz901"@bounce.example.net', None),
+        ("Shop <bounces+Ab3_x-Yz901@bounce.example.net>", None),
+        ("<<bounces+Ab3_x-Yz901@bounce.example.net>>", None),
+        ("bounces+Ab3_x-Yz901", None),
+        ("", None),
+        # injected line breaks and control characters
+        ("bounces+Ab3_x-Yz901@bounce.example.net\r\nBcc: victim@example.org", None),
+        ("bounces+Ab3_x-Yz901\r\n@bounce.example.net", None),
+        ("bounces+Ab3_x-Yz901@bounce.example.net\n", None),
+        ("bounces+Ab3_x-Yz901@bounce.example.net\x00", None),
+        ("bounces+Ab3_x\x00Yz901@bounce.example.net", None),
+        # very long
+        ("bounces+" + "a" * 100_000 + "@bounce.example.net", None),
+        ("bounces+Ab3_x-Yz901@" + "b" * 100_000, None),
+        (" " * 100_000 + "bounces+Ab3_x-Yz901@bounce.example.net", None),
+        # not a string at all
+        (None, None),
+        (b"bounces+Ab3_x-Yz901@bounce.example.net", None),
+    ],
+)
+def test_token_from_address(address, token):
+    assert token_from_address(address, bounce_domain=BOUNCE_DOMAIN) == token
+
+
+@pytest.mark.parametrize("bounce_domain", ["", None, 42])
+def test_no_bounce_domain_means_no_token(bounce_domain):
+    assert token_from_address("bounces+Ab3_x-Yz901@bounce.example.net", bounce_domain=bounce_domain) is None
