@@ -1,16 +1,22 @@
-"""mailing.bounce_parsing: each fixture read as its MTA meant it, the DSN and ARF rules, the VERP token
-and classify's table. No database."""
+"""mailing.bounce_parsing: each fixture read as its MTA meant it, the DSN and ARF rules, the VERP token,
+classify's table, and hostile input that must neither raise nor take long. No database."""
 
 import logging
+import os
 import re
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from mailing.bounce_parsing import (
     MAX_DIAGNOSTIC_CHARS,
+    MAX_REPORT_BYTES,
     BounceReport,
     Kind,
     classify,
@@ -736,3 +742,235 @@ def test_token_from_address(address, token):
 @pytest.mark.parametrize("bounce_domain", ["", None, 42])
 def test_no_bounce_domain_means_no_token(bounce_domain):
     assert token_from_address("bounces+Ab3_x-Yz901@bounce.example.net", bounce_domain=bounce_domain) is None
+
+
+# --- hostile input ----------------------------------------------------------------------------------------------
+
+# FUZZ_EXAMPLES=2000 for a longer hunt; CI keeps the default, bounded run.
+FUZZ = hsettings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)),
+    deadline=None,  # timed below with a generous bound instead: CI machines stall
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+SECONDS_PER_REPORT = 5.0  # measured worst cases take under one second
+
+
+def read_within_bounds(data: bytes, envelope_recipient: str | None = None) -> BounceReport | None:
+    """parse_report's contract on any input: no exception, nothing logged, quick, and a well-formed
+    report or None."""
+    started = time.perf_counter()
+    report = parse(data, envelope_recipient=envelope_recipient)
+    assert time.perf_counter() - started < SECONDS_PER_REPORT
+    if report is not None:
+        assert isinstance(report.kind, Kind)
+        assert report.token is None or re.fullmatch(r"[A-Za-z0-9_-]{10,64}", report.token)
+        assert report.status is None or re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", report.status)
+        assert report.smtp_code is None or 200 <= report.smtp_code <= 599
+        assert isinstance(report.diagnostic, str) and len(report.diagnostic) <= MAX_DIAGNOSTIC_CHARS
+        assert report.diagnostic.isprintable()
+        assert report.recipient is None or (
+            len(report.recipient) <= 320 and report.recipient.isprintable() and " " not in report.recipient
+        )
+        assert report.reporter is None or report.reporter.isprintable()
+    return report
+
+
+CONTENT_TYPES = [
+    "text/plain",
+    "text/html",
+    "multipart/report; report-type=delivery-status",
+    "multipart/report; report-type=feedback-report",
+    "multipart/mixed",
+    "multipart/alternative",
+    "multipart/digest",
+    "message/delivery-status",
+    "message/global-delivery-status",
+    "message/feedback-report",
+    "message/rfc822",
+    "message/global",
+    "text/rfc822-headers",
+    "application/octet-stream",
+    "multipart/report; report-type=",
+    "message/",
+    "",
+]
+CHARSETS = ["utf-8", "us-ascii", "iso-8859-1", "windows-1252", "utf-7", "utf-16", "punycode", "idna", "zlib",
+            "base64", "rot13", "x-unknown", "\u00e9", '"utf-8', "", "unicode-escape"]  # fmt: skip
+ENCODINGS = ["7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode", "bogus", ""]
+FIELD_NAMES = ["Final-Recipient", "Original-Recipient", "Action", "Status", "Diagnostic-Code", "Reporting-MTA",
+               "X-Postfix-Sender", "Feedback-Type", "Original-Mail-From", "Original-Rcpt-To", "Return-Path",
+               "Remote-MTA", "From", "Subject", "Auto-Submitted", "X-Failed-Recipients",
+               "X-HmXmrOriginalRecipient"]  # fmt: skip
+FIELD_VALUES = ["rfc822; kim@example.org", "utf-8; j\\x{FFFFFF}@x.example", "utf-8; \\x{D800}@x", "failed",
+                "delayed", "delivered", "5.1.1", "4.4.1", "5.0.0 (x)", "9.99.999", "smtp; 550-5.1.1 a\n 550 5.1.1 b",
+                "smtp;", "dns; mx.example.org", f"rfc822; {verp('Tk_000000001')}", "abuse", "not-spam", "",
+                "<bounces+Tk_000000001@bounce.example.net>", "Mail Delivery System <MAILER-DAEMON@x.example>",
+                "=?utf-8?b?!!!?=", "=?x-unknown?q?a?=", "auto-replied"]  # fmt: skip
+SENTENCES = ["This message was created automatically by mail delivery software.",
+             "Sorry, we were unable to deliver your message to the following address.", "<kim@example.org>:",
+             "SMTP error from remote mail server after RCPT TO:<kim@example.org>:",
+             "host mx.example.org [192.0.2.1] said: 550 5.1.1 user unknown (in reply to RCPT TO command)",
+             "Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound'", "#550 5.1.1 RESOLVER ##",
+             "------ This is a copy of the message, including all the headers. ------",
+             "Return-path: <bounces+Tk_000000001@bounce.example.net>", "The response was:", "said:", "(reason:",
+             "Delivery attempts will continue", "Delivery has failed to these recipients or groups:",
+             "Generating server: x", "550-5.1.1 a", "   ", ""]  # fmt: skip
+
+hostile_text = st.one_of(
+    st.text(max_size=60),
+    st.text(
+        alphabet=st.sampled_from(
+            ["\x00", "\r", "\n", "\t", " ", ":", ";", "<", ">", "@", '"', "=", "-", "5"]
+        ),
+        max_size=40,
+    ),
+)
+field_lines = st.lists(
+    st.tuples(st.sampled_from(FIELD_NAMES), st.one_of(st.sampled_from(FIELD_VALUES), hostile_text)),
+    max_size=8,
+).map(lambda fields: "\n".join(f"{name}: {value}" for name, value in fields))
+text_lines = st.lists(st.one_of(st.sampled_from(SENTENCES), hostile_text), max_size=12).map("\n".join)
+leaf_bodies = st.one_of(
+    st.lists(field_lines, max_size=4)
+    .map("\n\n".join)
+    .map(lambda text: text.encode("utf-8", "surrogatepass")),
+    text_lines.map(lambda text: text.encode("utf-8", "surrogatepass")),
+    text_lines.map(lambda text: text.encode("utf-16")),
+    st.binary(max_size=300),
+)
+
+
+@st.composite
+def mime_ish(draw, depth: int = 0) -> bytes:
+    """A message that is nearly MIME: real content types and report fields, hostile values, broken
+    boundaries and encodings, nested up to three deep."""
+    content_type = draw(st.sampled_from(CONTENT_TYPES))
+    boundary = draw(st.sampled_from(["b", "=_x", "----=_Part_1", "", '"', "b b"]))
+    header = (
+        f"{draw(field_lines)}\n"
+        f'Content-Type: {content_type}; charset={draw(st.sampled_from(CHARSETS))}; boundary="{boundary}"\n'
+        f"Content-Transfer-Encoding: {draw(st.sampled_from(ENCODINGS))}\n\n"
+    ).encode("utf-8", "surrogatepass")
+    if content_type.startswith("multipart/") and depth < 3:
+        children = draw(st.lists(mime_ish(depth + 1), max_size=4))
+        body = b"".join(b"--" + boundary.encode() + b"\n" + child + b"\n" for child in children)
+        if draw(st.booleans()):
+            body += b"--" + boundary.encode() + b"--\n"
+    elif content_type.startswith("message/") and depth < 3 and draw(st.booleans()):
+        body = draw(mime_ish(depth + 1))
+    else:
+        body = draw(leaf_bodies)
+    line_end = draw(st.sampled_from([b"\n", b"\r\n", b"\r"]))
+    return (header + body).replace(b"\n", line_end)
+
+
+@FUZZ
+@given(data=st.binary(max_size=4096))
+def test_random_bytes_never_raise(data):
+    read_within_bounds(data)
+
+
+@FUZZ
+@given(message=mime_ish(), envelope=st.one_of(st.none(), st.just(verp("Tk_000000002")), hostile_text))
+def test_mime_ish_structures_never_raise(message, envelope):
+    read_within_bounds(message, envelope_recipient=envelope)
+
+
+@FUZZ
+@given(
+    data=st.binary(max_size=600),
+    name=st.sampled_from(sorted([*REPORTS, *NOT_REPORTS])),
+    cut=st.integers(0, 10_000),
+)
+def test_damaged_fixtures_never_raise(data, name, cut):
+    # given a real report with a slice replaced by garbage: truncated mid-part, a boundary overwritten...
+    original = fixture(name)
+    cut %= len(original)
+    # when / then
+    read_within_bounds(original[:cut] + data + original[cut + len(data) :])
+
+
+def padded(prefix: bytes, unit: bytes, suffix: bytes = b"") -> bytes:
+    """`prefix`, then `unit` repeated up to just under MAX_REPORT_BYTES, then `suffix`."""
+    repeat = (MAX_REPORT_BYTES - 2000 - len(prefix) - len(suffix)) // len(unit)
+    return prefix + unit * repeat + suffix
+
+
+EXIM_BOUNCE = EXIM_HEAD.encode()
+WORST_CASES = {
+    # beyond the parsing bounds: refused unparsed
+    "a Content-Type of 200,000 parameters": padded(b"Content-Type: multipart/mixed; ", b"a=b; ", b"\n\nx"),
+    "200,000 empty parts": padded(b"Content-Type: multipart/mixed; boundary=b\n\n", b"--b\n\n"),
+    "a delivery-status part of blank lines": padded(b"Content-Type: message/delivery-status\n\n", b"\n"),
+    # within them: parsed
+    "10,000 delivery-status blocks": b"Content-Type: message/delivery-status\n\n"
+    + b"Action: failed\nStatus: 5.1.1\n\n" * 9_999,
+    "multiparts nested 250 deep": b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (depth, depth) for depth in range(250)
+    ),
+    "messages nested 250 deep": b"Content-Type: message/rfc822\n\n" * 250 + b"x",
+    "one 1 MB header": padded(b"Subject: ", b"a", b"\n\nbody"),
+    "140,000 headers": padded(b"", b"X-A: b\n", b"\nbody"),
+    "a bounce of 'said:'": padded(EXIM_BOUNCE, b"said: "),
+    "a bounce of address lines": padded(EXIM_BOUNCE, b"<a@b.example>:\n"),
+    "a bounce of reply lines": padded(EXIM_BOUNCE, b"550 5.1.1 x\n"),
+    "a bounce of an unending local part": padded(EXIM_BOUNCE + b"The following address(es) failed:\n", b"a"),
+    "a bounce of every phrase": padded(
+        EXIM_BOUNCE,
+        b"following address(es) failed: RCPT TO: your message to Remote Server returned 'x #550 5.1.1 ",
+    ),
+    "a quoted copy of Return-Path lines": padded(
+        EXIM_BOUNCE + b"------ This is a copy of the message, including all the headers. ------\n",
+        b"Return-path: <bounces+x@bounce.example.net>\n",
+    ),
+    "HTML of unclosed tags": padded(b"Content-Type: text/html\n\n", b"<a "),
+    "a punycode body": padded(b"Content-Type: text/plain; charset=punycode\n\n", b"a"),
+    "bare carriage returns": padded(b"Subject: x\r\r", b"a\r"),
+    "a feedback report with a 900 kB field": b"Content-Type: multipart/report; report-type=feedback-report; "
+    b"boundary=f\n\n--f\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nOriginal-Rcpt-To: "
+    + b"a" * 900_000
+    + b"@x\n--f--\n",
+    "a Subject of encoded words": padded(b"Subject: ", b"=?utf-8?q?a?= ", b"\n\nbody"),
+}
+
+
+@pytest.mark.parametrize("data", WORST_CASES.values(), ids=list(WORST_CASES))
+def test_crafted_worst_cases_finish_quickly(data):
+    assert len(data) <= MAX_REPORT_BYTES
+    read_within_bounds(data)
+
+
+def test_oversize_input_is_refused_without_parsing():
+    # given a well-formed bounce padded past the limit
+    data = fixture("postfix_user_unknown.eml") + b"x" * MAX_REPORT_BYTES
+    # when
+    started = time.perf_counter()
+    report = parse(data, envelope_recipient=verp("pf_7Gk2mQx9LrT4"))
+    # then
+    assert report is None
+    assert time.perf_counter() - started < 0.5
+
+
+def test_input_at_the_limit_is_read():
+    data = fixture("postfix_user_unknown.eml")
+    data += b"\n" + b"x" * (MAX_REPORT_BYTES - len(data) - 1)
+    assert len(data) == MAX_REPORT_BYTES
+    assert read_within_bounds(data).kind is Kind.HARD
+
+
+@pytest.mark.parametrize("data", [None, "a str, not bytes", 42])
+def test_input_that_is_not_bytes_gives_none(data):
+    assert parse(data) is None  # type: ignore[arg-type]
+
+
+def test_bytes_like_input_is_read_and_measured_in_bytes():
+    data = fixture("postfix_user_unknown.eml")
+    assert parse(bytearray(data)).kind is Kind.HARD
+    assert parse(memoryview(data)).kind is Kind.HARD
+    wide = memoryview(data + b"\0" * (MAX_REPORT_BYTES + 4 - len(data))).cast("I")  # fewer items than bytes
+    assert len(wide) < MAX_REPORT_BYTES < wide.nbytes
+    assert parse(wide) is None
