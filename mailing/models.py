@@ -170,18 +170,22 @@ class ArchivedMessage(models.Model):
         return f"{self.subject!r} to {self.to_email}"
 
 
+def own_or_shared_with(account: Account) -> Q:
+    """Rows of `account`, and of its master where shared with it (chosen, or all subaccounts): how sender
+    domains and templates reach an agency's customers."""
+    own = Q(account=account)
+    if account.is_subaccount:
+        own |= Q(account_id=account.parent_id) & (Q(share_with_all_subaccounts=True) | Q(shared_with=account))
+    return own
+
+
 class SenderDomainQuerySet(models.QuerySet["SenderDomain"]):
     def for_account(self, account: Account) -> SenderDomainQuerySet:
         return self.filter(account=account)
 
     def usable_by(self, account: Account) -> SenderDomainQuerySet:
         """Verified domains `account` may send from: its own, and those its master shares with it."""
-        own = Q(account=account)
-        if account.is_subaccount:
-            own |= Q(account_id=account.parent_id) & (
-                Q(share_with_all_subaccounts=True) | Q(shared_with=account)
-            )
-        return self.filter(own, verified_at__isnull=False).distinct()
+        return self.filter(own_or_shared_with(account), verified_at__isnull=False).distinct()
 
 
 class SenderDomain(models.Model):
@@ -247,12 +251,7 @@ class TemplateQuerySet(models.QuerySet["Template"]):
 
     def usable_by(self, account: Account) -> TemplateQuerySet:
         """Templates `account` may send with: its own, and those its master shares with it."""
-        own = Q(account=account)
-        if account.is_subaccount:
-            own |= Q(account_id=account.parent_id) & (
-                Q(share_with_all_subaccounts=True) | Q(shared_with=account)
-            )
-        return self.filter(own).distinct()
+        return self.filter(own_or_shared_with(account)).distinct()
 
 
 class Template(models.Model):

@@ -35,23 +35,30 @@ from .tasks import enqueue_delivery
 logger = logging.getLogger(__name__)
 
 
+def account_named(*, account: Account, subaccount_id: str | None) -> Account:
+    """The account a program acts for: the authenticated `account` itself, or (a master only) the
+    subaccount it names. Naming one's own id means oneself, for a master as for a subaccount. Raises
+    PermissionDenied (a subaccount naming another id) or UnknownSubaccount (not one of this master's:
+    never was, deleted, or renewed away)."""
+    if not subaccount_id or subaccount_id == account.public_id:
+        return account
+    if not account.is_master:
+        raise PermissionDenied("A subaccount's key can only act as that subaccount.")
+    named = (
+        Account.objects.subaccounts_of(account)
+        .select_related("parent")
+        .filter(public_id=subaccount_id)
+        .first()
+    )
+    if named is None:
+        raise UnknownSubaccount(subaccount_id)
+    return named
+
+
 def resolve_sender(*, account: Account, subaccount_id: str | None) -> Account:
-    """Which account a send comes from, for the API, send-raw and SMTP alike: the authenticated
-    `account` itself, or (a master only) the subaccount it names. Naming one's own id means oneself,
-    for a master as for a subaccount. Raises PermissionDenied (a subaccount naming another id),
-    UnknownSubaccount (not one of this master's: never was, deleted, or renewed away) or AccountClosed."""
-    sender = account
-    if subaccount_id and subaccount_id != account.public_id:
-        if not account.is_master:
-            raise PermissionDenied("A subaccount's key can only send as that subaccount.")
-        sender = (
-            Account.objects.subaccounts_of(account)
-            .select_related("parent")
-            .filter(public_id=subaccount_id)
-            .first()
-        )
-        if sender is None:
-            raise UnknownSubaccount(subaccount_id)
+    """Which account a send comes from, for the API, send-raw and SMTP alike: `account_named`, and it
+    must be open. Raises PermissionDenied, UnknownSubaccount or AccountClosed."""
+    sender = account_named(account=account, subaccount_id=subaccount_id)
     require_open(sender)
     return sender
 

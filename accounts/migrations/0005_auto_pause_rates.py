@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0004_usage_outcomes"),
+        ("accounts", "0004_usage_delivery_outcomes"),
     ]
 
     operations = [

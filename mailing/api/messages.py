@@ -55,7 +55,7 @@ def info(call: Call) -> Any:
     try:
         return message_info(message_of(call.account, public_id))
     except Message.DoesNotExist:
-        raise ApiError("Unknown_Message", f"No message exists with the id '{public_id}'", 11) from None
+        raise _unknown_message(public_id) from None
 
 
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
@@ -109,8 +109,8 @@ def list_scheduled(call: Call) -> Any:
     return [scheduled_object(message) for message in found[:SEARCH_LIMIT_MAX]]
 
 
-def _unknown_message(public_id: str) -> ApiError:
-    return ApiError("Unknown_Message", f"No scheduled message exists with the id '{public_id}'", 11)
+def _unknown_message(public_id: str, what: str = "message") -> ApiError:
+    return ApiError("Unknown_Message", f"No {what} exists with the id '{public_id}'", 11)
 
 
 @api_call("messages", "cancel-scheduled")
@@ -119,7 +119,7 @@ def cancel_scheduled(call: Call) -> Any:
     try:
         return scheduled_object(scheduling.cancel_scheduled(account=call.account, public_id=public_id))
     except Message.DoesNotExist:
-        raise _unknown_message(public_id) from None
+        raise _unknown_message(public_id, "scheduled message") from None
 
 
 @api_call("messages", "reschedule")
@@ -133,7 +133,7 @@ def reschedule(call: Call) -> Any:
             scheduling.reschedule(account=call.account, public_id=public_id, send_at=when)
         )
     except Message.DoesNotExist:
-        raise _unknown_message(public_id) from None
+        raise _unknown_message(public_id, "scheduled message") from None
 
 
 @api_call("messages", "content")
@@ -142,7 +142,7 @@ def content(call: Call) -> Any:
     try:
         return message_content(message_of(call.account, public_id))
     except Message.DoesNotExist:
-        raise ApiError("Unknown_Message", f"No message exists with the id '{public_id}'", 11) from None
+        raise _unknown_message(public_id) from None
 
 
 @api_call("messages", "send-raw")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from accounts.errors import PermissionDenied, UnknownSubaccount
 from accounts.models import Account
 
 from ..deliverability import suppression
+from ..sending import account_named
 from .objects import allowlist_object, rejection_object
 from .registry import api_call
 from .wire import Call
@@ -19,15 +19,8 @@ EMAIL_CHARS = 254
 
 def _list_owner(call: Call) -> Account:
     """Whose list: the key's account, or (a master's key) the subaccount it names."""
-    public_id = call.string("subaccount", max_length=255).strip()
-    if not public_id or public_id == call.account.public_id:
-        return call.account
-    if not call.account.is_master:
-        raise PermissionDenied("A subaccount's key can only manage its own rejection list.")
-    owner = Account.objects.subaccounts_of(call.account).filter(public_id=public_id).first()
-    if owner is None:
-        raise UnknownSubaccount(public_id)
-    return owner
+    subaccount_id = call.string("subaccount", max_length=255).strip()
+    return account_named(account=call.account, subaccount_id=subaccount_id)
 
 
 @api_call("rejects", "add")
