@@ -1,6 +1,6 @@
 """What Mandrill does to a message's bodies on request: `auto_text` (a plain-text part made from the
 HTML, for clients and filters that want one) and `inline_css` (styles moved into style attributes,
-because many mail clients ignore <style> blocks)."""
+because many mail clients ignore <style> blocks); and the one-line subject every message gets."""
 
 from __future__ import annotations
 
@@ -15,6 +15,15 @@ _BLOCK_END = re.compile(r"</(p|div|h[1-6]|li|tr|table|blockquote)>|<br\s*/?>", r
 _LINK = re.compile(r"<a\s[^>]*href=[\"']([^\"']+)[\"'][^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
 _HIDDEN = re.compile(r"<(style|script|head)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
+# Everything str.splitlines() breaks on: a header may hold none of it.
+_LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
+
+
+def subject_line(subject: str) -> str:
+    """The subject as mail clients show it: one line. A line break (typed, or brought by a merge
+    variable such as an address) becomes a space, here at accept time, rather than an accepted message
+    that the MIME builder refuses at delivery."""
+    return _LINE_BREAKS.sub(" ", subject)
 
 
 def auto_text(html: str) -> str:

@@ -210,7 +210,9 @@ def _store(
                 to_email=recipient.email,
                 to_name=recipient.name,
                 to_type=recipient.type,
-                subject=rendered[recipient.email].subject if rendered else message.subject,
+                subject=content.subject_line(
+                    rendered[recipient.email].subject if rendered else message.subject
+                ),
                 text=rendered[recipient.email].text if rendered else message.text,
                 html=rendered[recipient.email].html if rendered else message.html,
                 headers=message.headers,

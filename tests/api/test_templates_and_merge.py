@@ -2,12 +2,17 @@
 both languages, checked on the delivered MIME; the official Python client and django-anymail unchanged
 but for their base URL."""
 
+import itertools
 import json
+import re
 from email import message_from_bytes, policy
 
 import mailchimp_transactional
 import pytest
 from django.core.mail import EmailMessage
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from mailchimp_transactional.api_client import ApiClientError
 
 from accounts.models import Membership
@@ -230,3 +235,63 @@ def test_the_old_mandrill_package_sends_templates_merges_and_schedules(live_serv
     assert client.messages.cancel_scheduled(later["_id"])["_id"] == later["_id"]
     with pytest.raises(mandrill.UnknownTemplateError):
         client.templates.info("nope")
+
+
+@pytest.mark.filterwarnings("ignore:The internal API sanitize_address")
+def test_djrill_sends_a_template_with_merge_vars(live_server, keys, settings, smtp_sink):
+    """djrill, Mandrill's Django backend before django-anymail replaced it, still in older projects: its
+    `template_name`, `template_content` and `merge_vars` attributes reach messages/send-template."""
+    from djrill.mail.backends.djrill import DjrillBackend
+
+    official = mailchimp_transactional.Client(keys["master"])
+    official.api_client.host = f"{live_server.url}/api/1.3"
+    official.templates.add({"name": "Welcome", "code": '<h1 mc:edit="title">Hi</h1><p>*|FNAME|*</p>',
+                            "subject": "Welcome *|FNAME|*", "from_email": "team@agency.test"})  # fmt: skip
+    settings.MANDRILL_API_KEY = keys["master"]
+    settings.MANDRILL_API_URL = f"{live_server.url}/api/1.0"
+    email = EmailMessage(to=["ana@example.test"], from_email="team@agency.test")
+    email.template_name = "welcome"
+    email.template_content = {"title": "Welcome aboard"}
+    email.merge_vars = {"ana@example.test": {"FNAME": "Ana"}}
+    email.tags = ["onboarding"]
+    assert DjrillBackend().send_messages([email]) == 1
+    assert email.mandrill_response[0]["status"] == "queued"
+    delivered = _delivered(smtp_sink)["ana@example.test"]
+    assert delivered["Subject"] == "Welcome Ana"
+    html = delivered.get_body(("html",)).get_content()
+    assert ">Welcome aboard</h1>" in html and "<p>Ana</p>" in html
+
+
+# Pieces of templates that mix well-formed tags, conditionals and stray delimiters with plain text.
+NAMES = ["FNAME", "CITY", "ORDER"]
+_piece = st.one_of(
+    st.text(alphabet="ab <>&é\n", max_size=6),
+    st.sampled_from(NAMES).map(lambda n: f"*|{n}|*"),
+    st.sampled_from(NAMES).map(lambda n: f"*|IF:{n}|*yes*|ELSE:|*no*|END:IF|*"),
+    st.sampled_from(["*|", "|*", "*|END:IF|*", "*|ELSE:|*", "*|IF:FNAME|*", "*|CURRENT_YEAR|*"]),
+)
+_templates = st.lists(_piece, max_size=8).map("".join)
+_values = st.dictionaries(st.sampled_from(NAMES), st.text(alphabet="xyz ÿ<", max_size=5), max_size=3)
+_addresses = itertools.count()
+WELL_FORMED_TAG = re.compile(r"\*\|[A-Z_]+(?::[^|]*)?\|\*")
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(subject=_templates, html=_templates, values=_values)
+def test_merge_never_delivers_an_unrendered_message(client, keys, smtp_sink, subject, html, values):
+    """Whatever the template, the call either queues mail with every well-formed tag filled, in the
+    subject and the HTML that reach the receiving server, or is refused and nothing is stored."""
+    address = f"r{next(_addresses)}@example.test"
+    message = {"from_email": "news@agency.test", "subject": subject or "s", "html": html or "x", "merge": True,
+               "to": [{"email": address}], "global_merge_vars": [{"name": k, "content": v} for k, v in values.items()]}  # fmt: skip
+    response = _api(client, "messages/send", {"key": keys["master"], "message": message})
+    answer = response.json()  # Mandrill answers every error with HTTP 500 and its error object
+    if isinstance(answer, dict):
+        assert answer["name"] == "ValidationError" and "could not be merged" in answer["message"]
+        assert not Message.objects.filter(to_email=address).exists()
+        return
+    assert answer[0]["status"] == "queued"
+    delivered = _delivered(smtp_sink)[address]
+    assert not WELL_FORMED_TAG.search(str(delivered["Subject"]))
+    html_part = delivered.get_body(("html",))  # a template that merged to nothing leaves no HTML part
+    assert html_part is None or not WELL_FORMED_TAG.search(html_part.get_content())

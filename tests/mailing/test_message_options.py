@@ -125,3 +125,23 @@ def test_a_bad_option_is_refused_clearly(client, key, field, value):
         content_type="application/json",
     )
     assert response.status_code == 500 and field in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "subject, merge_vars, shown",
+    [
+        ("Line one\nline two", [], "Line one line two"),
+        ("Order\r\n\r\nshipped\u2028today", [], "Order shipped today"),
+        ("Ship to *|ADDRESS|*", [{"name": "ADDRESS", "content": "1 Main St\nSpringfield"}], "Ship to 1 Main St Springfield"),
+    ],
+)  # fmt: skip
+def test_a_subject_with_line_breaks_is_delivered_on_one_line(
+    client, key, smtp_sink, subject, merge_vars, shown
+):
+    """Found by the end-to-end merge property: such a subject was accepted ("queued") and then failed at
+    delivery, because a header may not hold a line break."""
+    [result] = _send(client, key, subject=subject, text="hi", merge=True, global_merge_vars=merge_vars)
+    assert result["status"] == "queued"
+    [(_rcpt, mime)] = _delivered(smtp_sink)
+    assert mime["Subject"] == shown
+    assert Message.objects.get(public_id=result["_id"]).status == Message.Status.SENT
