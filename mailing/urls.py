@@ -20,6 +20,7 @@ urlpatterns = [
     path("archive/<int:pk>/body/", views.archive_body, name="archive_body"),
     path("templates/", views.template_list, name="template_list"),
     path("templates/add/", views.template_create, name="template_create"),
+    path("template-preview/", views.template_live_preview, name="template_live_preview"),
     path("templates/<str:slug>/", views.template_edit, name="template_edit"),
     path("templates/<str:slug>/preview/", views.template_preview, name="template_preview"),
     path("templates/<str:slug>/<str:action>/", views.template_action, name="template_action"),

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import messages as flash
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import format_html
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
@@ -149,10 +150,15 @@ def archive_detail(request, pk: int):
 
 # The customer's HTML is shown in a sandboxed iframe: no scripts, no forms, no navigation of our page,
 # and a CSP of its own that forbids everything but inline styles and images.
+SANDBOXED_MAIL = csp_override(
+    {"default-src": ["'none'"], "style-src": ["'unsafe-inline'"], "img-src": ["data:", "https:"],
+     "frame-ancestors": ["'self'"], "sandbox": [""]}
+)  # fmt: skip
+
+
 @account_required
 @xframe_options_sameorigin
-@csp_override({"default-src": ["'none'"], "style-src": ["'unsafe-inline'"], "img-src": ["data:", "https:"],
-               "frame-ancestors": ["'self'"], "sandbox": [""]})  # fmt: skip
+@SANDBOXED_MAIL
 def archive_body(request, pk: int):
     archived = _archived(request, pk)
     if archived.html:
@@ -346,11 +352,30 @@ def template_edit(request, slug: str):
 # The draft's HTML, shown in a sandboxed iframe with a CSP of its own, as the archive shows mail.
 @account_required
 @xframe_options_sameorigin
-@csp_override({"default-src": ["'none'"], "style-src": ["'unsafe-inline'"], "img-src": ["data:", "https:"],
-               "frame-ancestors": ["'self'"], "sandbox": [""]})  # fmt: skip
+@SANDBOXED_MAIL
 def template_preview(request, slug: str):
     template = _own_template(request, slug)
-    return HttpResponse(template.code or template.text, content_type="text/html; charset=utf-8")
+    return _mail_document(html=template.code, text=template.text)
+
+
+# What is being typed, before it is saved: the editor posts it here into the same sandbox as it
+# changes. Nothing is stored, and the length is the template's own bound.
+@require_POST
+@account_required
+@xframe_options_sameorigin
+@SANDBOXED_MAIL
+def template_live_preview(request):
+    return _mail_document(
+        html=request.POST.get("code", "")[: templates.MAX_LENGTHS["code"]],
+        text=request.POST.get("text", "")[: templates.MAX_LENGTHS["text"]],
+    )
+
+
+def _mail_document(*, html: str, text: str) -> HttpResponse:
+    """HTML as HTML; a text-only draft as text, so a "<" in it is shown, not parsed."""
+    if html:
+        return HttpResponse(html, content_type="text/html; charset=utf-8")
+    return HttpResponse(format_html("<pre>{}</pre>", text), content_type="text/html; charset=utf-8")
 
 
 @require_POST

@@ -1,5 +1,6 @@
-// The few behaviours Pico and htmx leave to us: the nav's menu button on narrow screens, and placing a
-// row's Actions menu (a native popover, so no table or card can clip it) beside the button that opened it.
+// The few behaviours Pico and htmx leave to us: the nav's menu button on narrow screens, placing a
+// row's Actions menu (a native popover, so no table or card can clip it) beside the button that opened it,
+// and the template editor's preview while typing.
 (function () {
   "use strict";
 
@@ -54,4 +55,36 @@
   const replaceOpenMenus = () => document.querySelectorAll(".row-menu:popover-open").forEach(place);
   window.addEventListener("scroll", replaceOpenMenus, true);
   window.addEventListener("resize", replaceOpenMenus);
+
+  // --- template editor: what is typed is posted, unsaved, into the sandboxed preview frame ---
+  // A form submission targeting the frame (not srcdoc) so the preview gets the server's own sandbox CSP.
+  const editor = document.querySelector("form[data-live-preview]");
+  if (editor) {
+    const sender = document.createElement("form");
+    sender.method = "post";
+    sender.action = editor.dataset.livePreview;
+    sender.target = editor.dataset.previewFrame;
+    sender.hidden = true;
+    for (const name of ["csrfmiddlewaretoken", "code", "text"]) {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      sender.append(input);
+    }
+    document.body.append(sender);
+    const value = (name) => (editor.elements[name] ? editor.elements[name].value : "");
+    const refresh = () => {
+      for (const input of sender.elements) input.value = value(input.name);
+      sender.submit();
+    };
+    let timer;
+    editor.addEventListener("input", (event) => {
+      if (!["code", "text"].includes(event.target.name)) return;
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 400);
+    });
+    if (!document.querySelector(`iframe[name="${editor.dataset.previewFrame}"]`).getAttribute("src") && (value("code") || value("text"))) {
+      refresh(); // a new template re-shown with errors: preview what was typed
+    }
+  }
 })();

@@ -125,6 +125,21 @@ def test_the_owner_creates_edits_publishes_and_previews_a_template(client):
     assert "order-shipped" in listing and "orders" in listing
 
 
+def test_the_live_preview_shows_what_is_typed_in_the_sandbox_and_stores_nothing(client):
+    _sub, owner = subaccount_with_owner()
+    url = reverse("mailing:template_live_preview")
+    assert client.post(url, {"code": "<p>x</p>"}).status_code == 302  # to the login page
+    client.force_login(owner)
+    assert client.get(url).status_code == 405
+    html = client.post(url, {"code": "<h1>Typed</h1><script>alert(1)</script>"})
+    policy = html["Content-Security-Policy"]
+    assert html.content == b"<h1>Typed</h1><script>alert(1)</script>"
+    assert "sandbox" in policy and "default-src 'none'" in policy and "script-src" not in policy
+    text_only = client.post(url, {"code": "", "text": "Price < 5 & <b>bold</b>"})
+    assert text_only.content == b"<pre>Price &lt; 5 &amp; &lt;b&gt;bold&lt;/b&gt;</pre>"
+    assert not Template.objects.exists()
+
+
 def test_another_tenants_template_pages_are_404(client):
     sub, _ = subaccount_with_owner()
     templates.add_template(actor=_admin(sub.parent), account=sub.parent, name="Agency only")
