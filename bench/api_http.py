@@ -1,5 +1,7 @@
-"""`messages/send` over HTTP: gunicorn (2 gthread workers of 4 threads, the machine has 2 cores) with
-PostgreSQL and Redis, loaded from an asyncio client on loopback with keep-alive connections."""
+"""`messages/send` and `messages/send-template` over HTTP: gunicorn (2 gthread workers of 4 threads, the
+machine has 2 cores) with PostgreSQL and Redis, loaded from an asyncio client on loopback with keep-alive
+connections. send-template uses a published template with an mc:edit region, merged per recipient with
+the recipient's own merge vars."""
 
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ SECONDS = 10
 
 
 async def _client(
-    port: int, body: bytes, deadline: float, latencies: list[float], failures: list[str]
+    port: int, call: str, body: bytes, deadline: float, latencies: list[float], failures: list[str]
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = (
-        f"POST /api/1.0/messages/send.json HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"POST /api/1.0/messages/{call}.json HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
     ).encode() + body
     try:
@@ -46,16 +48,32 @@ async def _client(
         writer.close()
 
 
-async def _load(port: int, body: bytes) -> tuple[list[float], list[str], float]:
+async def _load(port: int, call: str, body: bytes) -> tuple[list[float], list[str], float]:
     latencies, failures = [], []
     started = time.perf_counter()
     deadline = started + SECONDS
-    await asyncio.gather(*(_client(port, body, deadline, latencies, failures) for _ in range(CONNECTIONS)))
+    await asyncio.gather(
+        *(_client(port, call, body, deadline, latencies, failures) for _ in range(CONNECTIONS))
+    )
     return latencies, failures, time.perf_counter() - started
+
+
+def _body(key: str, call: str, recipients: int) -> bytes:
+    to = [{"email": f"customer{i}@example.test"} for i in range(recipients)]
+    if call == "send":
+        return json.dumps({"key": key, "message": {
+            "from_email": "news@shop.example", "subject": "Your receipt", "text": "Thanks for your order.",
+            "subaccount": "api-shop", "to": to,
+        }}).encode()  # fmt: skip
+    merge_vars = [{"rcpt": r["email"], "vars": [{"name": "FNAME", "content": f"Name {i}"}, {"name": "ORDER", "content": str(i)}]}
+                  for i, r in enumerate(to)]  # fmt: skip
+    return json.dumps({"key": key, "template_name": "receipt", "template_content": [{"name": "title", "content": "Thanks"}],
+                       "message": {"subaccount": "api-shop", "to": to, "merge_vars": merge_vars}}).encode()  # fmt: skip
 
 
 def main() -> None:
     from accounts.models import Account
+    from mailing import templates
     from mailing.keys import create_api_key
 
     common.progress("api_http: resetting the database")
@@ -64,6 +82,14 @@ def main() -> None:
     Account.objects.create(kind=Account.Kind.SUBACCOUNT, parent=master, public_id="api-shop", name="API Shop",
                            contact_email="api@bench.test", monthly_limit=2_000_000_000)  # fmt: skip
     _, key = create_api_key(actor=owner, account=master, label="bench")
+    templates.add_template(  # the agency's one template, shared with every customer
+        actor=owner, account=master, name="Receipt", from_email="news@shop.example", subject="Receipt *|ORDER|*",
+        code='<h1 mc:edit="title">Receipt</h1><p>Hello *|FNAME|*, order *|ORDER|*.</p>' + "<p>A line.</p>" * 40,
+        publish=True,
+    )  # fmt: skip
+    templates.share_template(
+        actor=owner, master=master, name="receipt", subaccount_ids=[], all_subaccounts=True
+    )
     port = free_port()
     env = {**os.environ, "DEBUG": "false", "REQUIRE_VERIFIED_SENDING_DOMAIN": "false", "LOG_LEVEL": "WARNING",
            "API_CALLS_PER_MINUTE": "100000000", "CONN_MAX_AGE": "600"}  # fmt: skip
@@ -75,18 +101,15 @@ def main() -> None:
     rows = []
     try:
         wait_for_port(port)
-        for recipients in (1, 100):
-            body = json.dumps({"key": key, "message": {
-                "from_email": "news@shop.example", "subject": "Your receipt", "text": "Thanks for your order.",
-                "subaccount": "api-shop", "to": [{"email": f"customer{i}@example.test"} for i in range(recipients)],
-            }}).encode()  # fmt: skip
-            asyncio.run(_load(port, body))  # warm-up: connections, imports
-            latencies, failures, seconds = asyncio.run(_load(port, body))
+        for call, recipients in (("send", 1), ("send", 100), ("send-template", 1), ("send-template", 100)):
+            body = _body(key, call, recipients)
+            asyncio.run(_load(port, call, body))  # warm-up: connections, imports
+            latencies, failures, seconds = asyncio.run(_load(port, call, body))
             requests = len(latencies)
-            rows.append([recipients, requests, f"{requests / seconds:,.0f}", f"{requests * recipients / seconds:,.0f}",
+            rows.append([call, recipients, requests, f"{requests / seconds:,.0f}", f"{requests * recipients / seconds:,.0f}",
                          f"{common.percentile(latencies, 50) * 1000:.1f}", f"{common.percentile(latencies, 99) * 1000:.1f}",
                          len(failures)])  # fmt: skip
-            common.progress(f"api_http: {recipients} recipients: {requests / seconds:,.0f} req/s")
+            common.progress(f"api_http: {call}, {recipients} recipients: {requests / seconds:,.0f} req/s")
             if failures:
                 common.progress(f"api_http failures: {failures[:2]}")
     finally:
@@ -96,5 +119,5 @@ def main() -> None:
     print("## HTTP API (`bench/api_http.py`)\n")
     print(__doc__.split("\n", 1)[1].strip() + f" {CONNECTIONS} connections for {SECONDS} s per case; every "
           "accepted message is stored and its delivery enqueued on Redis before the answer.\n")  # fmt: skip
-    print(common.table(["recipients per call", "requests", "requests/s", "messages/s", "p50 (ms)", "p99 (ms)",
+    print(common.table(["call", "recipients per call", "requests", "requests/s", "messages/s", "p50 (ms)", "p99 (ms)",
                         "failures"], rows))  # fmt: skip
