@@ -82,3 +82,39 @@ def test_content_returns_what_was_accepted_to_its_tenant_only(client, keys):
     assert content["_id"] == sent["_id"] and content["html"] == "<p>Hi</p>" and content["text"] == "Hi"
     assert content["to"] == {"email": "r@example.test", "name": "R"} and content["from_name"] == "Agency"
     assert_error(_api(client, "content", {"key": keys["other"], "id": sent["_id"]}), "Unknown_Message")
+
+
+def test_symfony_mailers_mandrill_https_transport_request(client, keys, smtp_sink):
+    """The request Symfony Mailer's `mandrill+https` transport sends (MandrillHttpTransport): send-raw with
+    the envelope's recipients as plain strings (Bcc included), the sender's address and name, and the whole
+    message as Symfony Mime writes it, tags and metadata moved into X-MC-Tags and X-MC-Metadata."""
+    raw = (
+        "From: Shop <orders@shop.test>\r\nTo: ana@example.test\r\nSubject: =?utf-8?Q?Commande_exp=C3=A9di=C3=A9e?=\r\n"
+        "Message-ID: <4f2a@shop.test>\r\nMIME-Version: 1.0\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n"
+        "X-MC-Subaccount: shop\r\nX-MC-Tags: shipping\r\nX-MC-Metadata: {\"order_id\":\"1234\"}\r\n"
+        "Content-Type: multipart/alternative; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\nVotre commande est exp=C3=A9di=C3=A9e\r\n--b1\r\n"
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "<p>Votre commande est exp=C3=A9di=C3=A9e</p>\r\n--b1--\r\n"
+    )  # fmt: skip
+    body = {"key": keys["master"], "to": ["ana@example.test", "audit@shop.test"], "from_email": "orders@shop.test",
+            "from_name": "Shop", "raw_message": raw}  # fmt: skip
+    response = _api(client, "send-raw", body)
+    results = response.json()
+    assert response.status_code == 200 and results[0]["_id"]  # Symfony reads $result[0]['_id']
+    assert sorted((r["email"], r["status"]) for r in results) == [
+        ("ana@example.test", "queued"),
+        ("audit@shop.test", "queued"),
+    ]
+    stored = Message.objects.get(to_email="ana@example.test")
+    assert (stored.account, stored.subject, stored.tags, stored.metadata) == (
+        keys["shop"], "Commande expédiée", ["shipping"], {"order_id": "1234"}
+    )  # fmt: skip
+    delivered = {e.rcpt_tos[0]: message_from_bytes(e.original_content or e.content, policy=policy.default)
+                 for e in smtp_sink.received}  # fmt: skip
+    audit = delivered["audit@shop.test"]
+    # each copy shows its own address, as Mandrill does unless X-MC-PreserveRecipients asks otherwise
+    assert audit["To"] == "audit@shop.test" and audit["X-MC-Metadata"] is None
+    assert audit.get_body(("html",)).get_content().strip() == "<p>Votre commande est expédiée</p>"
+    refused = _api(client, "send-raw", {**body, "key": "md-wrong"})
+    assert refused.status_code == 500 and refused.json()["status"] == "error" and "code" in refused.json()
