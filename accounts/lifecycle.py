@@ -7,7 +7,7 @@ check, write, AuditEvent, emails after commit. Another master's subaccount raise
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from allauth.account.models import EmailAddress
@@ -533,10 +533,12 @@ def apply_to_many(
     subaccount_ids: Iterable[int],
     monthly_limit: int | None = None,
     real_actor: User | None = None,
+    on_each: Callable[[BulkOutcome], None] | None = None,
 ) -> list[BulkOutcome]:
     """Apply one action to many subaccounts, each in its own transaction (through the one-target
     service, so each is locked, checked and audited alike), and return every target's outcome: one
-    refusal never undoes or stops the others. Not atomic on purpose."""
+    refusal never undoes or stops the others. Not atomic on purpose. `on_each` hears each outcome as
+    it happens (a background job reports its progress with it)."""
     service = BULK_ACTIONS[action]
     outcomes = []
     for subaccount_id in subaccount_ids:
@@ -553,4 +555,6 @@ def apply_to_many(
             outcomes.append(BulkOutcome(subaccount_id, done=False, reason=exc.message))
         else:
             outcomes.append(BulkOutcome(subaccount_id, done=True, name=subaccount.name))
+        if on_each:
+            on_each(outcomes[-1])
     return outcomes

@@ -343,3 +343,42 @@ class LimitAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} passed {self.threshold}% in {self.month:%Y-%m}"
+
+
+class BulkJob(models.Model):
+    """A bulk action over more subaccounts than a request should wait for: a worker runs it (through the
+    same one-target services) and the page polls its progress. Outcomes are kept in short: counts, the
+    first names done and the first refusals, enough for the page that reports them."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="bulk_jobs")
+    started_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    real_actor = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=40)
+    monthly_limit = models.PositiveIntegerField(null=True, blank=True)
+    subaccount_ids = models.JSONField(default=list)
+    total = models.PositiveIntegerField()
+    done = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    done_names = models.JSONField(default=list, blank=True)
+    refusals = models.JSONField(default=list, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "-created_at"], name="bulk_job_account_created")]
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.total} subaccounts of {self.account_id}: {self.state}"
+
+    @property
+    def handled(self) -> int:
+        return self.done + self.refused
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.handled // self.total if self.total else 100

@@ -8,6 +8,7 @@ urlpatterns = [
     path("subaccounts/", views.subaccount_list, name="subaccount_list"),
     path("subaccounts/add/", views.subaccount_create, name="subaccount_create"),
     path("subaccounts/bulk/", views.subaccount_bulk, name="subaccount_bulk"),
+    path("subaccounts/bulk/<int:pk>/", views.bulk_job, name="bulk_job"),
     path("subaccounts/<int:pk>/", views.subaccount_detail, name="subaccount_detail"),
     path("subaccounts/<int:pk>/edit/", views.subaccount_edit, name="subaccount_edit"),
     path("subaccounts/<int:pk>/delete/", views.subaccount_delete, name="subaccount_delete"),

@@ -15,14 +15,14 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from hijack.views import AcquireUserView
 
-from . import alerts, billing, impersonation, invites, lifecycle, selectors
+from . import alerts, billing, impersonation, invites, lifecycle, selectors, tasks
 from .activity import ActivityFilters, action_choices, activity_for, people_in
 from .activity import describe as describe_event
 from .decorators import account_required, master_required
 from .errors import DomainError, ValidationError
 from .forms import AlertThresholdsForm, BulkActionForm, DeleteSubaccountForm, SetPasswordForm, SubaccountForm
 from .impersonation_session import is_impersonating, real_user
-from .models import Account, User
+from .models import Account, BulkJob, User
 from .validation import clean_search
 
 PAGE_SIZE = 25
@@ -250,14 +250,19 @@ def subaccount_bulk(request):
         ).values_list("pk", flat=True)
     else:
         targets = data["selected"]
-    outcomes = lifecycle.apply_to_many(
-        actor=request.user,
-        master=request.account,
-        action=data["action"],
-        subaccount_ids=list(targets),
-        monthly_limit=data["monthly_limit"],
-        real_actor=real_user(request),
-    )
+    targets = list(targets)
+    job = {
+        "actor": request.user, "master": request.account, "action": data["action"], "subaccount_ids": targets,
+        "monthly_limit": data["monthly_limit"], "real_actor": real_user(request),
+    }  # fmt: skip
+    if len(targets) > settings.BULK_INLINE_MAX:
+        try:
+            started = tasks.start_bulk_job(**job)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return _back_to_list(request)
+        return redirect("accounts:bulk_job", pk=started.pk)
+    outcomes = lifecycle.apply_to_many(**job)
     done = [outcome.name for outcome in outcomes if outcome.done]
     refused = [outcome.reason for outcome in outcomes if not outcome.done]
     label = dict(BulkActionForm.base_fields["action"].choices)[data["action"]]
@@ -270,6 +275,25 @@ def subaccount_bulk(request):
     if len(refused) > 20:
         messages.error(request, f"…and {len(refused) - 20} more refused.")
     return _back_to_list(request)
+
+
+@master_required
+def bulk_job(request, pk: int):
+    """A bulk action running in a worker: a progress bar that polls itself until the job is done, then
+    what was done and what was refused."""
+    try:
+        job = request.account.bulk_jobs.get(pk=pk)
+    except BulkJob.DoesNotExist:
+        raise Http404("No such job.") from None
+    context = {
+        "job": job,
+        "label": dict(BulkActionForm.base_fields["action"].choices).get(job.action, job.action),
+        "nav": "subaccounts",
+    }
+    template = "accounts/bulk_job.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#job-progress"
+    return render(request, template, context)
 
 
 @account_required

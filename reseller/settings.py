@@ -273,6 +273,8 @@ HELD_MAX_HOURS = env.int("HELD_MAX_HOURS", default=72)
 ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
 # A repeated Idempotency-Key returns the first answer for this long (then the key may be reused).
 IDEMPOTENCY_HOURS = env.int("IDEMPOTENCY_HOURS", default=24)
+# Bulk actions over more subaccounts than this run in a worker, with a progress bar (accounts/bulk_jobs.py).
+BULK_INLINE_MAX = env.int("BULK_INLINE_MAX", default=50)
 # `.test` addresses (RFC 2606's domain for testing, which the demo and the tests use) are valid recipients
 # and senders only outside production; elsewhere they are `invalid`, like `@localhost`.
 # DKIM keys are encrypted at rest with this Fernet key (derived from SECRET_KEY when unset; set it in

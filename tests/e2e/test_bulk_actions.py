@@ -79,3 +79,26 @@ def test_every_bulk_action_over_ticked_rows_and_over_all_matching(page, live_ser
     expect(page.get_by_text("Set monthly limit: done for 1 — Delta.")).to_be_visible()
     assert Account.objects.get(name="Delta").monthly_limit == 123
     assert Account.objects.get(name="Charlie").monthly_limit == 7777
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_bulk_action_over_many_subaccounts_shows_its_progress_page(
+    page, live_server, settings, shot, width
+):
+    settings.BULK_INLINE_MAX = 2
+    master = MasterFactory(name="Northwind Digital")
+    owner = MembershipFactory(account=master, role=Membership.Role.OWNER).user
+    for name in ("Alpha", "Bravo", "Charlie", "Delta", "Echo"):
+        SubaccountFactory(parent=master, name=name)
+    Account.objects.filter(name="Echo").update(status=Account.Status.PAUSED)
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, live_server.url, owner.email, PASSWORD)
+    page.goto(f"{live_server.url}/subaccounts/")
+    _apply(page, "Pause sending", all_matching=True)
+    expect(page.get_by_role("heading", name="Pause sending: 5 subaccounts")).to_be_visible()
+    expect(page.get_by_text("Finished: 4 done, 1 refused.")).to_be_visible()
+    expect(page.get_by_text("Echo is paused, not active")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    shot(page, f"bulk-job-{width}")
+    page.get_by_role("link", name="Back to the subaccounts").click()
+    expect(page).to_have_url(re.compile(r"/subaccounts/$"))
