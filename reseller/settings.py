@@ -104,7 +104,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     # An unreachable server fails the request after this many seconds instead of hanging it for minutes.
     _options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
-    if env.bool("DATABASE_POOL", default=PRODUCTION):
+    if env.bool("DATABASE_PGBOUNCER", default=False):
+        # Behind PgBouncer in transaction mode a server connection is ours for one transaction only, so
+        # nothing may outlive one: no server-side cursors (a WITH HOLD cursor stays on a connection the
+        # next query may not get), no prepared statements (psycopg prepares a query run often), and no
+        # pool of our own (PgBouncer is the pool). docs/scaling.md.
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60 if PRODUCTION else 0)
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        _options["prepare_threshold"] = None
+    elif env.bool("DATABASE_POOL", default=PRODUCTION):
         # psycopg 3's pool, one per process. A thread holds at most one connection at a time, so a
         # process never needs more than it has threads: the pool is sized for the web process's
         # GUNICORN_THREADS or the SMTP server's worker threads, whichever is more, and a process opens
