@@ -71,6 +71,11 @@ MIDDLEWARE = [
     "accounts.middleware.CurrentAccountMiddleware",
 ]
 
+# Paths that programs call: the API (a key in the body), the probes and the metrics. Under the WSGI
+# application they skip the pages' stack above and run only this one (reseller/handlers.py).
+MACHINE_PATH_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics")
+MACHINE_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+
 if PRODUCTION:  # in development runserver serves static files from the finders
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 

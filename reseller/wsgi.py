@@ -1,7 +1,11 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reseller.settings")
+django.setup(set_prefix=False)
 
-application = get_wsgi_application()
+from reseller.handlers import PathDispatcher  # noqa: E402  (needs the settings above)
+
+# The API and the probes skip the pages' middleware (reseller/handlers.py).
+application = PathDispatcher()

@@ -73,3 +73,23 @@ def test_readyz_and_metrics_answer_under_gunicorn(gunicorn):
     assert _get(f"{gunicorn}/metrics")[0] == 401
     status, body = _get(f"{gunicorn}/metrics", Authorization=f"Bearer {TOKEN}")
     assert status == 200 and "mail_queue_depth" in body and "mail_accepted_total" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_answers_under_gunicorn_without_the_pages_stack(gunicorn):
+    from accounts.models import Membership
+    from mailing.keys import create_api_key
+    from tests.factories import MasterFactory, MembershipFactory
+
+    master = MasterFactory()
+    owner = MembershipFactory(account=master, role=Membership.Role.OWNER).user
+    _, key = create_api_key(actor=owner, account=master, label="gunicorn")
+    request = urllib.request.Request(
+        f"{gunicorn}/api/1.0/users/ping2.json", data=json.dumps({"key": key}).encode(), method="POST",
+        headers={"Content-Type": "application/json", "X-Forwarded-Proto": "https"},  # as from the load balancer
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read()) == {"PING": "PONG!"}
+        assert response.headers.get("Set-Cookie") is None
+        assert response.headers.get("Content-Security-Policy") is None
+        assert response.headers.get("Strict-Transport-Security")  # the security middleware still runs
