@@ -39,6 +39,11 @@ SENTENCES = {
     "domain.verified": "Sending domain verified",
     "domain.removed": "Sending domain removed",
     "domain.shared": "Sending domain sharing changed",
+    "brand.changed": "Brand changed",
+    "team.invited": "Team member invited",
+    "team.role_changed": "Team member's role changed",
+    "team.removed": "Team member removed",
+    "profile.changed": "Own settings changed",
 }
 FIELD_NAMES = {
     "name": "Name",
@@ -50,6 +55,11 @@ FIELD_NAMES = {
     "status": "Status",
     "kind": "Kind",
     "master": "Agency",
+    "accent_color": "Accent colour",
+    "support_email": "Support email",
+    "logo": "Logo",
+    "time_zone": "Time zone",
+    "full_name": "Name",
 }
 
 
@@ -176,6 +186,17 @@ def describe(event: AuditEvent) -> Line:
             f"Left {before.get('master', 'the agency')}",
             f"Monthly limit {_value('monthly_limit', after.get('monthly_limit'))}",
         ]
+    elif action in ("brand.changed", "profile.changed"):
+        details = [
+            f"{FIELD_NAMES.get(name, name)}: {_value(name, before.get(name))} → {_value(name, after.get(name))}"
+            for name in after
+        ]
+    elif action == "team.invited":
+        details = [f"{after.get('email', '')} as {after.get('role', '')}"]
+    elif action == "team.role_changed":
+        details = [f"{after.get('email', '')}: {before.get('role', '')} → {after.get('role', '')}"]
+    elif action == "team.removed":
+        details = [f"{before.get('email', '')} ({before.get('role', '')})"]
     elif action == "subaccount.deleted" and before.get("public_id"):
         details = [f"Id {before['public_id']}"]
     return Line(event=event, sentence=sentence, details=details)

@@ -32,4 +32,11 @@ urlpatterns = [
     path("closed/", views.closed, name="closed"),
     path("renew/", views.renew, name="renew"),
     path("invite/<str:token>/", views.invite_accept, name="invite_accept"),
+    path("brand/", views.brand_settings, name="brand"),
+    path("brand/<int:brand_id>/logo-<str:digest>.<str:ext>", views.brand_logo, name="brand_logo"),
+    path("brand/<int:brand_id>/theme-<str:version>.css", views.brand_theme, name="brand_theme"),
+    path("team/", views.team_page, name="team"),
+    path("team/<int:membership_id>/role/", views.team_member_role, name="team_member_role"),
+    path("team/<int:membership_id>/remove/", views.team_member_remove, name="team_member_remove"),
+    path("settings/", views.profile, name="profile"),
 ]

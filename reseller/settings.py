@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.CurrentAccountMiddleware",
+    "accounts.middleware.UserTimeZoneMiddleware",
 ]
 
 if PRODUCTION:  # in development runserver serves static files from the finders
