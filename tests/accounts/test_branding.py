@@ -148,7 +148,7 @@ def test_the_theme_is_a_stylesheet_with_the_validated_colour(client):
 def test_customers_see_their_agencys_brand_and_never_another(client):
     master, _admin, brand = branded_master(name="Northwind Mail", color="#0e7490")
     _other_master, _other_admin, other = branded_master(name="Contoso Send", color="#b91c1c")
-    sub, owner = subaccount_with_owner(master)
+    _sub, owner = subaccount_with_owner(master)
     client.force_login(owner)
     page = client.get(reverse("accounts:dashboard")).content.decode()
     assert (
@@ -159,7 +159,7 @@ def test_customers_see_their_agencys_brand_and_never_another(client):
 
 
 def test_the_agency_itself_and_unbranded_customers_see_ours(client):
-    master, admin, brand = branded_master()
+    _master, admin, brand = branded_master()
     client.force_login(admin)
     page = client.get(reverse("accounts:subaccount_list")).content.decode()
     assert branding.theme_path(brand) not in page and "Reseller Dashboard" in page
