@@ -152,7 +152,7 @@ class AccountAdmin(admin.ModelAdmin):
         return (
             f"{account.get_status_display()}. To change it, select the subaccount in the list and choose "
             "Pause, Resume, Close or Reopen from the actions: they hold or release mail, send the emails "
-            "and write the audit trail, as the agency's own buttons do."
+            "and write the audit trail, as the agency's own buttons on its dashboard do."
         )
 
     @admin.display(description="Agency", ordering="parent__name")

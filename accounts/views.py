@@ -545,8 +545,10 @@ def _team_context(request, invite_form=None) -> dict:
     invite_form = invite_form or InviteMemberForm()
     invite_form.fields["role"].choices = [(r, Membership.Role(r).label) for r in grantable]
     members = team.team_of(request.account)
+    owners = [member for member in members if member.role == Membership.Role.OWNER]
     return {
         "members": members,
+        "sole_owner_id": owners[0].pk if len(owners) == 1 else None,
         "invite_form": invite_form,
         "grantable": [(r, Membership.Role(r).label) for r in grantable],
         "may_manage": bool(grantable),

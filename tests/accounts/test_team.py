@@ -160,6 +160,7 @@ def test_the_page_for_the_owner_has_every_role_and_buttons(client, agency):
     page = client.get(reverse("accounts:team")).content.decode()
     assert agency["viewer"].user.email in page and "Send invite" in page
     assert '<option value="owner"' in page and "Change role" in page
+    assert "The only owner" in page  # no buttons that can only be refused
 
 
 def test_the_page_for_an_admin_offers_no_owner_role(client, agency):
