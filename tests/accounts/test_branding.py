@@ -123,6 +123,7 @@ def test_the_logo_is_served_with_safe_headers(client):
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Disposition"] == 'inline; filename="logo.png"'
     assert "immutable" in response["Cache-Control"]
+    assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert bytes(response.content) == bytes(brand.logo)
     assert brand.logo_hash[:16] in branding.logo_path(brand)
 

@@ -1,12 +1,18 @@
 """The team page: owners invite staff with a role, change roles and remove people; the last owner stays;
 admins never make owners; viewers only look; another account's member is a 404."""
 
+import re
+import threading
+
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from accounts import team
 from accounts.errors import PermissionDenied, ValidationError
+from accounts.lifecycle import delete_subaccount
 from accounts.models import AuditEvent, Invitation, Membership, User
+from tests.conftest import requires_postgres
 from tests.factories import MasterFactory, MembershipFactory, subaccount_with_owner
 
 pytestmark = pytest.mark.django_db
@@ -191,3 +197,55 @@ def test_the_page_posts_and_refuses(client, agency):
         client.post(reverse("accounts:team_member_role", args=[stranger.pk]), {"role": "viewer"}).status_code
         == 404
     )
+
+
+@requires_postgres()
+@pytest.mark.django_db(transaction=True)
+def test_two_owners_demoting_each_other_at_once_leave_one_owner():
+    # given an agency with exactly two owners
+    master = MasterFactory()
+    first = MembershipFactory(account=master, role=Role.OWNER)
+    second = MembershipFactory(account=master, role=Role.OWNER)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def demote(actor: Membership, target: Membership) -> None:
+        try:
+            barrier.wait(timeout=10)
+            team.change_role(actor=actor.user, account=master, membership_id=target.pk, role=Role.ADMIN)
+            result = "demoted"
+        except PermissionDenied:
+            result = "refused"
+        finally:
+            connection.close()
+        with lock:
+            outcomes.append(result)
+
+    # when each demotes the other at the same moment
+    threads = [threading.Thread(target=demote, args=pair) for pair in ((first, second), (second, first))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # then one wins, and the agency keeps an owner
+    assert sorted(outcomes) == ["demoted", "refused"]
+    assert Membership.objects.filter(account=master, role=Role.OWNER).count() == 1
+
+
+def test_deleting_a_subaccount_removes_its_teams_logins():
+    sub, owner = subaccount_with_owner()
+    colleague = team.invite_member(actor=owner, account=sub, email="colleague@acme.test", role=Role.VIEWER)
+    admin = MembershipFactory(account=sub.parent).user
+    delete_subaccount(actor=admin, master=sub.parent, subaccount_id=sub.pk)
+    assert not User.objects.filter(pk__in=[owner.pk, colleague.user_id]).exists()
+
+
+def test_a_team_invite_page_says_whose_team(client, django_capture_on_commit_callbacks, mailoutbox):
+    master = MasterFactory(name="Northwind Digital")
+    owner = MembershipFactory(account=master, role=Role.OWNER).user
+    with django_capture_on_commit_callbacks(execute=True):
+        team.invite_member(actor=owner, account=master, email="new@northwind.test", role=Role.ADMIN)
+    (link,) = re.findall(r"http\S+/invite/\S+", mailoutbox[0].body)
+    page = client.get(link).content.decode()
+    assert "You are invited to the team of Northwind Digital, as admin" in page
