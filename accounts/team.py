@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from . import invites
 from .audit import record
-from .errors import PermissionDenied, ValidationError
+from .errors import InvalidTransition, PermissionDenied, ValidationError
 from .models import Account, Membership, User
 from .permissions import require_role
 from .validation import clean_contact_email
@@ -148,3 +148,22 @@ def remove_member(
     target.delete()
     if not Membership.objects.filter(user=user).exists():
         user.delete()
+
+
+@transaction.atomic(durable=True)
+def resend_member_invite(
+    *, actor: User, account: Account, membership_id: int, real_actor: User | None = None
+) -> Membership:
+    """Send a member who has not set a password yet a fresh invite (the old link then says it was
+    replaced). Raises Membership.DoesNotExist, PermissionDenied (a viewer; an admin for an owner),
+    InvalidTransition (they have accepted already)."""
+    account = _lock(account)
+    target = Membership.objects.select_related("user", "account").get(account=account, pk=membership_id)
+    actor_role = _actor_role(actor, account)
+    _require_may_touch(actor_role, target)
+    if target.user.has_usable_password():
+        raise InvalidTransition(f"{target.user.email} has accepted their invite already.")
+    invites.issue_invitation(account=account, user=target.user)
+    record(actor=actor, real_actor=real_actor, account=account, action="invite.resent",
+           after={"email": target.user.email})  # fmt: skip
+    return target

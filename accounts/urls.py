@@ -38,5 +38,6 @@ urlpatterns = [
     path("team/", views.team_page, name="team"),
     path("team/<int:membership_id>/role/", views.team_member_role, name="team_member_role"),
     path("team/<int:membership_id>/remove/", views.team_member_remove, name="team_member_remove"),
+    path("team/<int:membership_id>/resend-invite/", views.team_member_resend, name="team_member_resend"),
     path("settings/", views.profile, name="profile"),
 ]

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from hijack.views import AcquireUserView
 
-from . import alerts, billing, branding, impersonation, invites, lifecycle, people, selectors, team
+from . import alerts, billing, branding, emails, impersonation, invites, lifecycle, people, selectors, team
 from .activity import ActivityFilters, action_choices, activity_for, people_in
 from .activity import describe as describe_event
 from .decorators import account_required, master_required
@@ -494,7 +494,7 @@ def brand_settings(request):
     context = {
         "form": form,
         "saved_brand": brand,
-        "login_link": request.build_absolute_uri(
+        "login_link": emails.absolute(  # as the emails write it: SITE_URL, never the Host header
             reverse("account_login") + "?" + urlencode({"brand": request.account.public_id})
         ),
         "nav": "brand",
@@ -624,6 +624,27 @@ def team_member_remove(request, membership_id: int):
     if member.user_id == request.user.pk:
         return redirect("account_login")
     messages.success(request, f"{member.user.email} no longer has access.")
+    return redirect("accounts:team")
+
+
+@require_POST
+@account_required
+def team_member_resend(request, membership_id: int):
+    try:
+        member = team.resend_member_invite(
+            actor=request.user,
+            account=request.account,
+            membership_id=membership_id,
+            real_actor=real_user(request),
+        )
+    except Membership.DoesNotExist:
+        raise Http404("No such member.") from None
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"A new invite is on its way to {member.user.email}. The previous link no longer works."
+        )
     return redirect("accounts:team")
 
 

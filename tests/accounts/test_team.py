@@ -9,7 +9,7 @@ from django.db import connection
 from django.urls import reverse
 
 from accounts import team
-from accounts.errors import PermissionDenied, ValidationError
+from accounts.errors import InvalidTransition, PermissionDenied, ValidationError
 from accounts.lifecycle import delete_subaccount
 from accounts.models import AuditEvent, Invitation, Membership, User
 from tests.conftest import requires_postgres
@@ -249,3 +249,27 @@ def test_a_team_invite_page_says_whose_team(client, django_capture_on_commit_cal
     (link,) = re.findall(r"http\S+/invite/\S+", mailoutbox[0].body)
     page = client.get(link).content.decode()
     assert "You are invited to the team of Northwind Digital, as admin" in page
+
+
+def test_a_pending_member_gets_a_fresh_invite_once_accepted_never(agency, client):
+    member = team.invite_member(
+        actor=agency["owner"].user, account=agency["master"], email="p@x.test", role=Role.VIEWER
+    )
+    first = Invitation.objects.get(user=member.user)
+    client.force_login(agency["admin"].user)
+    response = client.post(reverse("accounts:team_member_resend", args=[member.pk]), follow=True)
+    assert "A new invite is on its way to p@x.test" in response.content.decode()
+    first.refresh_from_db()
+    assert first.replaced_at is not None and Invitation.objects.filter(user=member.user).count() == 2
+    assert AuditEvent.objects.filter(action="invite.resent", after__email="p@x.test").exists()
+    with pytest.raises(InvalidTransition):
+        team.resend_member_invite(
+            actor=agency["owner"].user, account=agency["master"], membership_id=agency["viewer"].pk
+        )
+    with pytest.raises(PermissionDenied):
+        team.resend_member_invite(
+            actor=agency["viewer"].user, account=agency["master"], membership_id=member.pk
+        )
+    assert (
+        client.post(reverse("accounts:team_member_resend", args=[MembershipFactory().pk])).status_code == 404
+    )

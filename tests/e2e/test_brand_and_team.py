@@ -126,3 +126,24 @@ def test_dates_in_the_persons_own_zone(page, live_server, demo):
     first = page.locator("td time").first
     expect(first).to_have_attribute("title", "Europe/Prague")
     expect(first).to_contain_text("CE")  # CET or CEST, by the season
+
+
+def test_an_operator_pauses_a_subaccount_from_the_admin_after_confirming(page, live_server, demo, shot):
+    from accounts.models import Account, AuditEvent
+    from tests.e2e.test_operator import OPERATOR
+
+    acme = demo["acme"]
+    log_in(page, live_server.url, OPERATOR, DEMO_PASSWORD)
+    page.goto(f"{live_server.url}/admin/accounts/account/?q=acme-shop")
+    page.locator(f"input[name=_selected_action][value='{acme.pk}']").check()
+    page.locator("select[name=action]").select_option("pause_selected")
+    page.get_by_role("button", name="Run").click()
+    expect(page.get_by_role("heading", name="Pause 1 account?")).to_be_visible()
+    shot(page, "admin-lifecycle-confirm")
+    assert Account.objects.get(pk=acme.pk).status == "active"  # nothing happens before the confirmation
+    page.get_by_role("button", name="Yes, pause").click()
+    expect(page.locator(".messagelist")).to_contain_text("Paused: Acme Shop")
+    assert Account.objects.get(pk=acme.pk).status == "paused"
+    assert AuditEvent.objects.filter(
+        account=acme, action="subaccount.paused", actor_label__endswith="(operator)"
+    ).exists()
