@@ -5,7 +5,7 @@ itself (accounts/audit.py) keeps the codes and raw values for the admin and for 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db.models import Q, QuerySet
@@ -100,21 +100,24 @@ def _date(value: str | None) -> date | None:
         return None
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
+def _day_start(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone)
 
 
-def activity_for(account: Account, filters: ActivityFilters) -> QuerySet[AuditEvent]:
-    """The account's trail (a master's: the whole agency's), newest first, filtered."""
+def activity_for(
+    account: Account, filters: ActivityFilters, zone: tzinfo = timezone.UTC
+) -> QuerySet[AuditEvent]:
+    """The account's trail (a master's: the whole agency's), newest first, filtered. The dates are days
+    in `zone` (the reader's), so a day shown on the page is the day the filter means."""
     events = audit_events_for_account(account)
     if filters.action:
         events = events.filter(action=filters.action)
     if filters.person:
         events = events.filter(Q(actor_label=filters.person) | Q(real_actor_label=filters.person))
     if filters.date_from:
-        events = events.filter(created_at__gte=_day_start(filters.date_from))
+        events = events.filter(created_at__gte=_day_start(filters.date_from, zone))
     if filters.date_to:
-        events = events.filter(created_at__lt=_day_start(filters.date_to) + timedelta(days=1))
+        events = events.filter(created_at__lt=_day_start(filters.date_to + timedelta(days=1), zone))
     return events
 
 

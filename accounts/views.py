@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from hijack.views import AcquireUserView
@@ -292,7 +293,9 @@ def activity(request, pk: int | None = None):
     else:
         subject = request.account
     filters = ActivityFilters.from_query(request.GET)
-    page = Paginator(activity_for(subject, filters), 50).get_page(request.GET.get("page"))
+    page = Paginator(activity_for(subject, filters, zone=timezone.get_current_timezone()), 50).get_page(
+        request.GET.get("page")
+    )
     context = {
         "page": page,
         "lines": [describe_event(event) for event in page.object_list],

@@ -64,3 +64,19 @@ def test_a_bad_zone_is_refused(client, zone):
     assert response.status_code == 400 and 'id="id_time_zone_error"' in response.content.decode()
     owner.refresh_from_db()
     assert owner.time_zone == "UTC"
+
+
+def test_the_activity_filter_means_days_in_the_readers_zone(client):
+    # given an event at 23:30 UTC on 14 January: already 15 January in Prague
+    membership = MembershipFactory()
+    membership.user.time_zone = "Europe/Prague"
+    membership.user.save()
+    AuditEvent.objects.create(account=membership.account, master=membership.account, action="brand.changed",
+                              actor_label="late@night.test", created_at=datetime(2026, 1, 14, 23, 30, tzinfo=UTC))  # fmt: skip
+    client.force_login(membership.user)
+    # when the reader asks for 15 January, then it is there; for 14 January, it is not
+    on_15th = client.get(reverse("accounts:activity"), {"date_from": "2026-01-15", "date_to": "2026-01-15"})
+    on_14th = client.get(reverse("accounts:activity"), {"date_from": "2026-01-14", "date_to": "2026-01-14"})
+    assert "late@night.test" in on_15th.content.decode().split("<tbody>")[-1]
+    assert "15 Jan 2026, 00:30 CET" in on_15th.content.decode()
+    assert "15 Jan 2026, 00:30" not in on_14th.content.decode()
