@@ -5,7 +5,7 @@ itself (accounts/audit.py) keeps the codes and raw values for the admin and for 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db.models import Q, QuerySet
@@ -39,6 +39,11 @@ SENTENCES = {
     "domain.verified": "Sending domain verified",
     "domain.removed": "Sending domain removed",
     "domain.shared": "Sending domain sharing changed",
+    "brand.changed": "Brand changed",
+    "team.invited": "Team member invited",
+    "team.role_changed": "Team member's role changed",
+    "team.removed": "Team member removed",
+    "profile.changed": "Own settings changed",
 }
 FIELD_NAMES = {
     "name": "Name",
@@ -50,6 +55,11 @@ FIELD_NAMES = {
     "status": "Status",
     "kind": "Kind",
     "master": "Agency",
+    "accent_color": "Accent colour",
+    "support_email": "Support email",
+    "logo": "Logo",
+    "time_zone": "Time zone",
+    "full_name": "Name",
 }
 
 
@@ -90,21 +100,24 @@ def _date(value: str | None) -> date | None:
         return None
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
+def _day_start(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone)
 
 
-def activity_for(account: Account, filters: ActivityFilters) -> QuerySet[AuditEvent]:
-    """The account's trail (a master's: the whole agency's), newest first, filtered."""
+def activity_for(
+    account: Account, filters: ActivityFilters, zone: tzinfo = timezone.UTC
+) -> QuerySet[AuditEvent]:
+    """The account's trail (a master's: the whole agency's), newest first, filtered. The dates are days
+    in `zone` (the reader's), so a day shown on the page is the day the filter means."""
     events = audit_events_for_account(account)
     if filters.action:
         events = events.filter(action=filters.action)
     if filters.person:
         events = events.filter(Q(actor_label=filters.person) | Q(real_actor_label=filters.person))
     if filters.date_from:
-        events = events.filter(created_at__gte=_day_start(filters.date_from))
+        events = events.filter(created_at__gte=_day_start(filters.date_from, zone))
     if filters.date_to:
-        events = events.filter(created_at__lt=_day_start(filters.date_to) + timedelta(days=1))
+        events = events.filter(created_at__lt=_day_start(filters.date_to + timedelta(days=1), zone))
     return events
 
 
@@ -176,6 +189,17 @@ def describe(event: AuditEvent) -> Line:
             f"Left {before.get('master', 'the agency')}",
             f"Monthly limit {_value('monthly_limit', after.get('monthly_limit'))}",
         ]
+    elif action in ("brand.changed", "profile.changed"):
+        details = [
+            f"{FIELD_NAMES.get(name, name)}: {_value(name, before.get(name))} → {_value(name, after.get(name))}"
+            for name in after
+        ]
+    elif action == "team.invited":
+        details = [f"{after.get('email', '')} as {after.get('role', '')}"]
+    elif action == "team.role_changed":
+        details = [f"{after.get('email', '')}: {before.get('role', '')} → {after.get('role', '')}"]
+    elif action == "team.removed":
+        details = [f"{before.get('email', '')} ({before.get('role', '')})"]
     elif action == "subaccount.deleted" and before.get("public_id"):
         details = [f"Id {before['public_id']}"]
     return Line(event=event, sentence=sentence, details=details)

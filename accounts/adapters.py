@@ -10,7 +10,8 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from . import emails
+from . import branding, emails
+from .models import Membership
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -20,6 +21,21 @@ class AccountAdapter(DefaultAccountAdapter):
     def get_reset_password_from_key_url(self, key: str) -> str:
         path = reverse("account_reset_password_from_key", kwargs={"uidb36": "UID", "key": "KEY"})
         return emails.site_url() + path.replace("UID-KEY", quote(key))
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """allauth's emails (the password reset) wear the brand of the person's agency, and their links
+        lead to that agency's login pages."""
+        user = context.get("user")
+        membership = (
+            Membership.objects.select_related("account").filter(user=user).first()
+            if user is not None
+            else None
+        )
+        brand = branding.brand_for_account(membership.account if membership else None)
+        framed = {**emails.brand_context(brand), **context}
+        if brand and framed.get("password_reset_url"):
+            framed["password_reset_url"] += framed["brand_query"]
+        super().send_mail(template_prefix, email, framed)
 
     def respond_password_reset_link_used(self) -> HttpResponse:
         """The answer to a post of a reset link that another post consumed a moment earlier: the page

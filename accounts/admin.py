@@ -1,10 +1,13 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.humanize.templatetags.humanize import intcomma
+from django.template.response import TemplateResponse
 
-from . import errors
+from . import errors, lifecycle
 from .models import Account, AuditEvent, Invitation, LimitAlert, Membership, Usage, User
+from .permissions import Operator
 from .validation import clean_thresholds
 
 
@@ -65,6 +68,66 @@ class AccountAdminForm(forms.ModelForm):
             raise forms.ValidationError(exc.message) from None
 
 
+def _lifecycle_action(name: str, service, verb: str, done: str, consequence: str):
+    """An admin action that changes subaccounts' status through their lifecycle service, as an operator
+    (accounts.permissions.Operator): the same locks, state checks, held-mail release, emails and audit
+    rows as the agency's own buttons. A confirmation page comes first."""
+
+    def action(modeladmin, request, queryset):
+        accounts = list(queryset.select_related("parent").order_by("name"))
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/accounts/account/lifecycle_confirm.html",
+                {
+                    **modeladmin.admin_site.each_context(request),
+                    "title": f"{verb} {len(accounts)} account{'s' if len(accounts) != 1 else ''}?",
+                    "accounts": accounts,
+                    "action_name": name,
+                    "verb": verb,
+                    "consequence": consequence,
+                    "opts": modeladmin.model._meta,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        operator = Operator(request.user)
+        changed = []
+        for account in accounts:
+            if not account.is_subaccount:
+                modeladmin.message_user(
+                    request,
+                    f"{account}: only a subaccount has this lifecycle; left as it is.",
+                    messages.WARNING,
+                )
+                continue
+            try:
+                service(actor=operator, master=account.parent, subaccount_id=account.pk)
+            except Account.DoesNotExist:
+                modeladmin.message_user(request, f"{account}: no longer exists.", messages.WARNING)
+            except errors.DomainError as exc:
+                modeladmin.message_user(request, f"{account}: {exc.message}", messages.ERROR)
+            else:
+                changed.append(account.name)
+        if changed:
+            modeladmin.message_user(request, f"{done}: {', '.join(changed)}.", messages.SUCCESS)
+        return None
+
+    action.__name__ = name
+    return admin.action(description=f"{verb} selected subaccounts…", permissions=["change"])(action)
+
+
+LIFECYCLE_ACTIONS = [
+    _lifecycle_action("pause_selected", lifecycle.pause_subaccount, "Pause", "Paused",
+                      "New mail they send is held (at most 72 hours) until they are resumed."),
+    _lifecycle_action("resume_selected", lifecycle.resume_subaccount, "Resume", "Resumed",
+                      "They send again, and mail held while paused goes out."),
+    _lifecycle_action("close_selected", lifecycle.close_subaccount, "Close", "Closed",
+                      "They cannot send; each owner is told by email and may renew on their own."),
+    _lifecycle_action("reopen_selected", lifecycle.reopen_subaccount, "Reopen", "Reopened",
+                      "They can send again."),
+]  # fmt: skip
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountAdminForm
@@ -74,8 +137,9 @@ class AccountAdmin(admin.ModelAdmin):
     list_select_related = ["parent"]
     autocomplete_fields = ["parent", "former_parent"]
     # The status changes only through accounts/lifecycle.py (role and state checks, held mail released,
-    # emails, the audit trail). Those services act for a member of the agency, and an operator is none,
-    # so the admin shows the status and says where it is changed instead of offering a bare select.
+    # emails, the audit trail): read-only here, and changed by the actions, which call those services
+    # as an operator.
+    actions = LIFECYCLE_ACTIONS
     readonly_fields = ["lifecycle_status", "created_at", "updated_at", "paused_at", "closed_at", "renewed_at"]
     exclude = ["status"]
     date_hierarchy = "created_at"
@@ -86,9 +150,9 @@ class AccountAdmin(admin.ModelAdmin):
         if account.pk is None:
             return "Active (new accounts start active)"
         return (
-            f"{account.get_status_display()}. Pause, resume, close and reopen are the agency's actions, on "
-            "its dashboard (a subaccount's Actions menu) or through the API: they hold or release mail, "
-            "send the emails and write the audit trail, which editing the field here would skip."
+            f"{account.get_status_display()}. To change it, select the subaccount in the list and choose "
+            "Pause, Resume, Close or Reopen from the actions: they hold or release mail, send the emails "
+            "and write the audit trail, as the agency's own buttons on its dashboard do."
         )
 
     @admin.display(description="Agency", ordering="parent__name")

@@ -25,8 +25,9 @@ def record(
     """Write an AuditEvent. `real_actor` is the agency user behind an impersonation, if any.
     The master is stored too, so the agency's trail outlives a deleted subaccount."""
     master_id = account.parent_id if account.is_subaccount else (account.pk if account.is_master else None)
+    person = actor if isinstance(actor, User) else getattr(actor, "user", None)  # an Operator's person
     return AuditEvent.objects.create(
-        actor=actor if isinstance(actor, User) else None,
+        actor=person,
         actor_label=actor.email if actor else "system",
         real_actor=real_actor,
         real_actor_label=real_actor.email if real_actor else "",

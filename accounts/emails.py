@@ -4,6 +4,7 @@ templates/email/ and leaves through the default mailer, which hands it to Celery
 from __future__ import annotations
 
 from contextvars import ContextVar
+from urllib.parse import urlencode
 
 from allauth.account.forms import ResetPasswordForm
 from django.conf import settings
@@ -11,7 +12,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from .models import Account, Membership
+from . import branding
+from .models import Account, Brand, Membership
 
 # The address the site is being visited at ("http://127.0.0.1:8001"), set per request by
 # CurrentAccountMiddleware: emails are sent by services, which never see the request.
@@ -33,10 +35,34 @@ def absolute(path: str) -> str:
     return site_url() + path
 
 
-def _send(*, template: str, subject: str, to: list[str], context: dict) -> None:
+OUR_NAME = "Reseller Dashboard"
+
+
+def brand_context(brand: Brand | None) -> dict:
+    """What an email's frame shows: the agency's brand for its customers' emails, ours otherwise.
+    Emails cannot load our stylesheet, so the colour goes into the email's own inline styles; it is a
+    validated "#rrggbb" (or ours)."""
+    color = branding.clean_accent_color(brand.accent_color) if brand else ""
+    login = reverse("account_login")
+    query = f"?{urlencode({'brand': branding.slug_of(brand)})}" if brand else ""
+    return {
+        "brand": brand,
+        "brand_name": brand.name if brand else OUR_NAME,
+        "brand_logo_url": absolute(branding.logo_path(brand)) if brand and brand.has_logo else "",
+        "brand_color": color or "#0f172a",
+        "brand_text_color": branding.text_color_on(color) if color else "#e2e8f0",
+        "button_color": color or "#1d4ed8",
+        "button_text_color": branding.text_color_on(color) if color else "#ffffff",
+        "support_email": brand.support_email if brand else "",
+        "brand_query": query,
+        "login_url": absolute(login + query),
+    }
+
+
+def _send(*, template: str, subject: str, to: list[str], context: dict, brand: Brand | None = None) -> None:
     if not to:
         return
-    context = {"site_url": site_url(), "subject": subject, **context}
+    context = {"site_url": site_url(), "subject": subject, **brand_context(brand), **context}
     message = EmailMultiAlternatives(
         subject=subject, body=render_to_string(f"email/{template}.txt", context), to=to
     )
@@ -53,14 +79,32 @@ def agency_admin_emails(master: Account) -> list[str]:
 
 
 def send_invite(*, account: Account, email: str, token: str) -> None:
+    """A subaccount's owner is invited by the agency, under the agency's brand; anyone else joins a team
+    (the agency's, under ours, or a customer's, under its agency's brand)."""
+    brand = branding.brand_for_account(account)
+    brand_name = brand.name if brand else OUR_NAME
+    role = (
+        Membership.objects.filter(account=account, user__email=email).values_list("role", flat=True).first()
+    )
+    joins_team = not account.is_subaccount or role != Membership.Role.OWNER
+    inviter = account if joins_team else account.parent
+    context = brand_context(brand)
+    path = reverse("accounts:invite_accept", kwargs={"token": token})
     _send(
         template="invite",
-        subject=f"{account.parent.name} invited you to send email with Reseller Dashboard",
+        subject=(
+            f"{account.name} invited you to its team on {brand_name}"
+            if joins_team
+            else f"{inviter.name} invited you to send email with {brand_name}"
+        ),
         to=[email],
+        brand=brand,
         context={
             "account": account,
-            "agency": account.parent,
-            "url": absolute(reverse("accounts:invite_accept", kwargs={"token": token})),
+            "agency": inviter,
+            "joins_team": joins_team,
+            "role": Membership.Role(role).label.lower() if role else "",
+            "url": absolute(path + context["brand_query"]),
             "valid_hours": settings.INVITE_VALID_HOURS,
         },
     )
@@ -74,11 +118,13 @@ def send_password_reset(*, email: str) -> None:
 
 
 def send_closed_notice(*, account: Account, email: str) -> None:
+    brand = branding.brand_for_account(account)
     _send(
         template="closed",
         subject=f"Your account {account.name} has been closed",
         to=[email],
-        context={"account": account, "agency": account.parent, "url": absolute(reverse("account_login"))},
+        brand=brand,
+        context={"account": account, "agency": account.parent, "url": brand_context(brand)["login_url"]},
     )
 
 

@@ -5,8 +5,9 @@ from django import forms
 from django.core.validators import RegexValidator
 from django.db import transaction
 
-from .models import Account, User
+from .models import Account, Membership, User
 from .validation import (
+    BRAND_NAME_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
     MAX_LIMIT,
     NAME_MAX_LENGTH,
@@ -14,6 +15,7 @@ from .validation import (
     PUBLIC_ID_HELP,
     PUBLIC_ID_PATTERN,
     PUBLIC_ID_RULE,
+    TIME_ZONE_CHOICES,
 )
 
 
@@ -129,6 +131,62 @@ class SetPasswordForm(forms.Form):
         if data.get("password1") and data.get("password2") and data["password1"] != data["password2"]:
             self.add_error("password2", "The two passwords differ.")
         return data
+
+
+class DomainErrorsForm(forms.Form):
+    """A form whose rules are a service's: the service's ValidationError lands beside its field."""
+
+    def add_domain_error(self, exc) -> None:
+        field = exc.field if getattr(exc, "field", None) in self.fields else None
+        self.add_error(field, exc.message)
+
+
+class BrandForm(DomainErrorsForm):
+    """The Brand page. Shapes only: the colour, the address and the logo are checked by the service."""
+
+    name = forms.CharField(
+        max_length=BRAND_NAME_MAX_LENGTH,
+        label="Brand name",
+        help_text="What your customers see instead of ours: on their dashboard, their login page and emails.",
+    )
+    accent_color = forms.CharField(
+        max_length=7,
+        required=False,
+        label="Accent colour",
+        widget=forms.TextInput(attrs={"placeholder": "#0e7490", "size": 8}),
+        help_text="A hex colour such as #0e7490, for buttons, links and the top bar. Empty: our colours.",
+    )
+    support_email = forms.EmailField(
+        max_length=EMAIL_MAX_LENGTH,
+        required=False,
+        label="Support email",
+        help_text="Where your customers write for help; shown on their pages and in their emails.",
+    )
+    logo = forms.FileField(
+        required=False,
+        label="Logo",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+        help_text="PNG, JPEG or WebP, at most 512 KB and 1024 × 1024 pixels. SVG is not accepted.",
+    )
+    remove_logo = forms.BooleanField(required=False, label="Remove the logo")
+
+
+class InviteMemberForm(DomainErrorsForm):
+    email = forms.EmailField(max_length=EMAIL_MAX_LENGTH, label="Email address")
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.VIEWER)
+
+
+class ChangeRoleForm(DomainErrorsForm):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class ProfileForm(DomainErrorsForm):
+    full_name = forms.CharField(max_length=150, required=False, label="Your name")
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        help_text="Dates on every page are shown in this zone.",
+        choices=[(zone, zone.replace("_", " ")) for zone in TIME_ZONE_CHOICES],
+    )
 
 
 class AlertThresholdsForm(forms.Form):

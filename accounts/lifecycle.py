@@ -488,7 +488,7 @@ def renew_account(*, actor: User, real_actor: User | None = None) -> Account:
 def delete_subaccount(
     *, actor: User, master: Account, subaccount_id: int, real_actor: User | None = None
 ) -> None:
-    """Delete a subaccount and its owner's login for good. (The dashboard asks for the name to be typed
+    """Delete a subaccount and its people's logins (its owner's and its team's) for good. (The dashboard asks for the name to be typed
     first; that is a question for a person, asked at its edge.) Its Usage rows stay (labelled) for the
     master's bills; its audit trail stays in the master's. Raises Account.DoesNotExist, PermissionDenied."""
     require_not_impersonating(real_actor, "Deleting a subaccount")
@@ -496,11 +496,12 @@ def delete_subaccount(
     require_role(actor, master, Membership.Role.ADMIN)
     label = str(subaccount)
     Usage.objects.filter(account=subaccount).update(account_label=label)
-    owner = _owner_of(subaccount)
+    members = list(User.objects.filter(membership__account=subaccount))  # the owner and their team
     record(actor=actor, account=subaccount, action="subaccount.deleted", before=_snapshot(subaccount))
     subaccount.delete()
-    if owner is not None and not Membership.objects.filter(user=owner).exists():
-        owner.delete()
+    for member in members:  # a login belongs to one account: without it, it opens nothing
+        if not Membership.objects.filter(user=member).exists():
+            member.delete()
 
 
 # --- many at once -----------------------------------------------------------------------------------------

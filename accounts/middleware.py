@@ -1,18 +1,23 @@
 """Request-wide context: the current account, the limits of an impersonation, and answers htmx can place."""
 
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, resolve_url
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import impersonation_session
+from . import branding, impersonation_session
 from .audit import client_ip
 from .emails import request_origin
 from .models import Membership
+
+BRAND_SESSION_KEY = "brand"
 
 # allauth pages that change who a user is: never open to an agency visiting as the owner.
 OWNER_ONLY_URL_NAMES = ("account_change_password", "account_set_password", "account_email")
@@ -34,6 +39,7 @@ class CurrentAccountMiddleware:
                 .first()
             )
         request.account = request.membership.account if request.membership else None
+        request.brand = self._brand(request)
         token = client_ip.set(request.META.get("REMOTE_ADDR"))
         origin = request_origin.set(f"{request.scheme}://{request.get_host()}")
         try:
@@ -41,6 +47,41 @@ class CurrentAccountMiddleware:
         finally:
             request_origin.reset(origin)
             client_ip.reset(token)
+
+    @staticmethod
+    def _brand(request):
+        """Whose brand this page wears (accounts/branding.py decides). A logged-in person's comes from
+        their account only; a visitor's from the link they came by (`?brand=`), kept in their session
+        for the rest of the login or password-reset flow."""
+        if request.user.is_authenticated:
+            account = request.account
+            return SimpleLazyObject(lambda: branding.brand_for_account(account))
+        named = request.GET.get("brand")
+        if named is not None:
+            brand = branding.brand_named(named)
+            request.session[BRAND_SESSION_KEY] = branding.slug_of(brand)
+            return brand
+        slug = request.session.get(BRAND_SESSION_KEY)
+        return SimpleLazyObject(lambda: branding.brand_named(slug)) if slug else None
+
+
+class UserTimeZoneMiddleware:
+    """Shows every date in the logged-in person's own zone (User.time_zone; UTC by default).
+    After CurrentAccountMiddleware's authentication; storage and queries stay in UTC."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone_name = getattr(request.user, "time_zone", None) if request.user.is_authenticated else None
+        try:
+            timezone.activate(ZoneInfo(zone_name or "UTC"))
+        except (ZoneInfoNotFoundError, ValueError):
+            timezone.activate(ZoneInfo("UTC"))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
 
 
 class ImpersonationLimitsMiddleware:

@@ -41,6 +41,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     full_name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="Operators of the email service (the admin).")
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="The zone the dashboard shows this person's dates in (IANA name).",
+    )
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
@@ -197,12 +202,11 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # An agency may have several owners (its team page keeps at least one: accounts/team.py); a
+        # subaccount keeps the one owner its contact email names, a rule of the same service.
         constraints = [
             models.CheckConstraint(
                 condition=Q(role__in=["owner", "admin", "viewer"]), name="membership_role_valid"
-            ),
-            models.UniqueConstraint(
-                fields=["account"], condition=Q(role="owner"), name="membership_one_owner"
             ),
         ]
 
@@ -382,3 +386,47 @@ class BulkJob(models.Model):
     @property
     def percent(self) -> int:
         return 100 * self.handled // self.total if self.total else 100
+
+
+class Brand(models.Model):
+    """A master's own brand, shown to its customers (their dashboards, their login page, the emails they
+    get) instead of ours. The logo lives in the row: it is small (LOGO_MAX_BYTES), every process and host
+    reads the same bytes without shared storage, it is backed up with the account, and no file name ever
+    comes from a user. Only bytes re-encoded by accounts/branding.py are stored."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="brand")
+    name = models.CharField(max_length=100)
+    accent_color = models.CharField(max_length=7, blank=True, help_text="#rrggbb; empty: ours.")
+    support_email = models.EmailField(max_length=254, blank=True)
+    logo = models.BinaryField(null=True, blank=True, editable=False)
+    logo_type = models.CharField(max_length=16, blank=True, help_text="image/png, image/jpeg or image/webp.")
+    logo_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the logo: its URL.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(accent_color="") | Q(accent_color__regex=r"^#[0-9a-f]{6}$"),
+                name="brand_accent_color_hex",
+            ),
+            models.CheckConstraint(
+                condition=Q(logo_type__in=["", "image/png", "image/jpeg", "image/webp"]),
+                name="brand_logo_type_allowed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (brand of {self.account})"
+
+    @property
+    def has_logo(self) -> bool:
+        return bool(self.logo_hash)
+
+    @property
+    def logo_extension(self) -> str:
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(self.logo_type, "")
+
+    @property
+    def theme_version(self) -> str:
+        """A short name for the colour, for the theme stylesheet's cacheable URL."""
+        return (self.accent_color or "default").lstrip("#")

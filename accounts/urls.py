@@ -33,4 +33,12 @@ urlpatterns = [
     path("closed/", views.closed, name="closed"),
     path("renew/", views.renew, name="renew"),
     path("invite/<str:token>/", views.invite_accept, name="invite_accept"),
+    path("brand/", views.brand_settings, name="brand"),
+    path("brand/<int:brand_id>/logo-<str:digest>.<str:ext>", views.brand_logo, name="brand_logo"),
+    path("brand/<int:brand_id>/theme-<str:version>.css", views.brand_theme, name="brand_theme"),
+    path("team/", views.team_page, name="team"),
+    path("team/<int:membership_id>/role/", views.team_member_role, name="team_member_role"),
+    path("team/<int:membership_id>/remove/", views.team_member_remove, name="team_member_remove"),
+    path("team/<int:membership_id>/resend-invite/", views.team_member_resend, name="team_member_resend"),
+    path("settings/", views.profile, name="profile"),
 ]

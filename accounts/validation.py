@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from zoneinfo import available_timezones
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
@@ -124,3 +125,50 @@ def clean_search(value: str | None, *, max_length: int) -> tuple[str, str]:
     if not is_storable(value):
         return "", f"The search {UNSTORABLE_HELP}."
     return value, ""
+
+
+ACCENT_COLOR_PATTERN = re.compile(r"#[0-9a-fA-F]{6}")
+BRAND_NAME_MAX_LENGTH = 100
+
+
+def clean_accent_color(value: str | None) -> str:
+    """A colour as "#rrggbb" (lower case), or "" for ours. Only this shape reaches a stylesheet."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    if not ACCENT_COLOR_PATTERN.fullmatch(value):
+        raise ValidationError("Give the colour as # and six hex digits, like #0e7490.", field="accent_color")
+    return value.lower()
+
+
+def clean_brand_name(value: str | None) -> str:
+    value = " ".join((value or "").split())
+    if not value:
+        raise ValidationError("The brand needs a name.", field="name")
+    if len(value) > BRAND_NAME_MAX_LENGTH or not is_storable(value):
+        raise ValidationError(f"At most {BRAND_NAME_MAX_LENGTH} characters, please.", field="name")
+    return value
+
+
+def clean_support_email(value: str | None) -> str:
+    value = (value or "").strip().lower()
+    if not value:
+        return ""
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        raise ValidationError("Enter a valid email address.", field="support_email") from None
+    if len(value) > EMAIL_MAX_LENGTH:
+        raise ValidationError("That address is too long.", field="support_email")
+    return value
+
+
+TIME_ZONE_CHOICES = sorted(available_timezones() | {"UTC"})
+
+
+def clean_time_zone(value: str | None) -> str:
+    """An IANA zone name this machine knows ("Europe/Prague"), or a ValidationError."""
+    value = (value or "").strip()
+    if value not in TIME_ZONE_CHOICES:
+        raise ValidationError("Choose a time zone from the list.", field="time_zone")
+    return value

@@ -11,18 +11,41 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from hijack.views import AcquireUserView
 
-from . import alerts, billing, impersonation, invites, lifecycle, selectors, tasks
+from . import (
+    alerts,
+    billing,
+    branding,
+    emails,
+    impersonation,
+    invites,
+    lifecycle,
+    people,
+    selectors,
+    tasks,
+    team,
+)
 from .activity import ActivityFilters, action_choices, activity_for, people_in
 from .activity import describe as describe_event
 from .decorators import account_required, master_required
 from .errors import DomainError, ValidationError
-from .forms import AlertThresholdsForm, BulkActionForm, DeleteSubaccountForm, SetPasswordForm, SubaccountForm
+from .forms import (
+    AlertThresholdsForm,
+    BrandForm,
+    BulkActionForm,
+    ChangeRoleForm,
+    DeleteSubaccountForm,
+    InviteMemberForm,
+    ProfileForm,
+    SetPasswordForm,
+    SubaccountForm,
+)
 from .impersonation_session import is_impersonating, real_user
-from .models import Account, BulkJob, User
+from .models import Account, Brand, BulkJob, Membership, User
 from .validation import clean_search
 
 PAGE_SIZE = 25
@@ -306,7 +329,9 @@ def activity(request, pk: int | None = None):
     else:
         subject = request.account
     filters = ActivityFilters.from_query(request.GET)
-    page = Paginator(activity_for(subject, filters), 50).get_page(request.GET.get("page"))
+    page = Paginator(activity_for(subject, filters, zone=timezone.get_current_timezone()), 50).get_page(
+        request.GET.get("page")
+    )
     context = {
         "page": page,
         "lines": [describe_event(event) for event in page.object_list],
@@ -470,3 +495,223 @@ def alert_settings(request, pk: int | None = None):
         "nav": "alerts" if pk is None else "subaccounts",
     }
     return render(request, "accounts/alert_settings.html", context)
+
+
+# --- the agency's brand ------------------------------------------------------------------------------------
+
+
+@master_required
+def brand_settings(request):
+    """The Brand page: owners and admins change it; viewers see it."""
+    brand = Brand.objects.filter(account=request.account).first()
+    initial = (
+        {"name": brand.name, "accent_color": brand.accent_color, "support_email": brand.support_email}
+        if brand
+        else {"name": request.account.name}
+    )
+    form = BrandForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["logo"]
+        try:
+            branding.set_brand(
+                actor=request.user,
+                master=request.account,
+                name=form.cleaned_data["name"],
+                accent_color=form.cleaned_data["accent_color"],
+                support_email=form.cleaned_data["support_email"],
+                logo=upload.read(branding.LOGO_MAX_BYTES + 1) if upload else None,
+                remove_logo=form.cleaned_data["remove_logo"],
+                real_actor=real_user(request),
+            )
+        except ValidationError as exc:
+            form.add_domain_error(exc)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Brand saved. Your customers see it from their next page.")
+            return redirect("accounts:brand")
+    context = {
+        "form": form,
+        "saved_brand": brand,
+        "login_link": emails.absolute(  # as the emails write it: SITE_URL, never the Host header
+            reverse("account_login") + "?" + urlencode({"brand": request.account.public_id})
+        ),
+        "nav": "brand",
+    }
+    return render(request, "accounts/brand.html", context, status=400 if form.errors else 200)
+
+
+def _brand_or_404(brand_id: int) -> Brand:
+    brand = Brand.objects.filter(pk=brand_id).first()
+    if brand is None:
+        raise Http404("No such brand.")
+    return brand
+
+
+@require_GET
+def brand_logo(request, brand_id: int, digest: str, ext: str):
+    """A brand's logo, from our own view: public (login pages show it), named by its hash so it is
+    cached for good; its type is ours (the re-encoded image's), never the uploader's, and not sniffed."""
+    brand = _brand_or_404(brand_id)
+    if not brand.has_logo or digest != brand.logo_hash[:16] or ext != brand.logo_extension:
+        raise Http404("No such logo.")
+    response = HttpResponse(bytes(brand.logo), content_type=brand.logo_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = f'inline; filename="logo.{ext}"'
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@require_GET
+def brand_theme(request, brand_id: int, version: str):
+    """The brand's colour as a stylesheet: the CSP allows stylesheets from us only, never inline."""
+    brand = _brand_or_404(brand_id)
+    if version != brand.theme_version:
+        raise Http404("No such theme.")
+    response = HttpResponse(branding.theme_css(brand), content_type="text/css; charset=utf-8")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+# --- the team ----------------------------------------------------------------------------------------------
+
+
+def _team_context(request, invite_form=None) -> dict:
+    actor_role = request.membership.role if request.membership else None
+    grantable = team.roles_grantable_by(actor_role, request.account)
+    invite_form = invite_form or InviteMemberForm()
+    invite_form.fields["role"].choices = [(r, Membership.Role(r).label) for r in grantable]
+    members = team.team_of(request.account)
+    owners = [member for member in members if member.role == Membership.Role.OWNER]
+    return {
+        "members": members,
+        "sole_owner_id": owners[0].pk if len(owners) == 1 else None,
+        "invite_form": invite_form,
+        "grantable": [(r, Membership.Role(r).label) for r in grantable],
+        "may_manage": bool(grantable),
+        "actor_role": actor_role,
+        "nav": "team",
+    }
+
+
+@account_required
+def team_page(request):
+    form = InviteMemberForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            team.invite_member(
+                actor=request.user,
+                account=request.account,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                real_actor=real_user(request),
+            )
+        except ValidationError as exc:
+            form.add_domain_error(exc)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"An invite is on its way to {form.cleaned_data['email']}.")
+            return redirect("accounts:team")
+    return render(
+        request, "accounts/team.html", _team_context(request, form), status=400 if form.errors else 200
+    )
+
+
+@require_POST
+@account_required
+def team_member_role(request, membership_id: int):
+    form = ChangeRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose owner, admin or viewer.")
+        return redirect("accounts:team")
+    try:
+        member = team.change_role(
+            actor=request.user,
+            account=request.account,
+            membership_id=membership_id,
+            role=form.cleaned_data["role"],
+            real_actor=real_user(request),
+        )
+    except Membership.DoesNotExist:
+        raise Http404("No such member.") from None
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{member.user.email} is now {member.get_role_display().lower()}.")
+    return redirect("accounts:team")
+
+
+@require_POST
+@account_required
+def team_member_remove(request, membership_id: int):
+    try:
+        member = Membership.objects.select_related("user").get(account=request.account, pk=membership_id)
+        team.remove_member(
+            actor=request.user,
+            account=request.account,
+            membership_id=membership_id,
+            real_actor=real_user(request),
+        )
+    except Membership.DoesNotExist:
+        raise Http404("No such member.") from None
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("accounts:team")
+    if member.user_id == request.user.pk:
+        return redirect("account_login")
+    messages.success(request, f"{member.user.email} no longer has access.")
+    return redirect("accounts:team")
+
+
+@require_POST
+@account_required
+def team_member_resend(request, membership_id: int):
+    try:
+        member = team.resend_member_invite(
+            actor=request.user,
+            account=request.account,
+            membership_id=membership_id,
+            real_actor=real_user(request),
+        )
+    except Membership.DoesNotExist:
+        raise Http404("No such member.") from None
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"A new invite is on its way to {member.user.email}. The previous link no longer works."
+        )
+    return redirect("accounts:team")
+
+
+# --- the person's own settings -----------------------------------------------------------------------------
+
+
+@login_required
+def profile(request):
+    """The person's own settings: their name and the time zone their dates are shown in."""
+    form = ProfileForm(
+        request.POST or None,
+        initial={"full_name": request.user.full_name, "time_zone": request.user.time_zone},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            people.update_profile(
+                user=request.user,
+                full_name=form.cleaned_data["full_name"],
+                time_zone=form.cleaned_data["time_zone"],
+                real_actor=real_user(request),
+            )
+        except ValidationError as exc:
+            form.add_domain_error(exc)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("accounts:profile")
+    return render(
+        request, "accounts/profile.html", {"form": form, "nav": "profile"}, status=400 if form.errors else 200
+    )

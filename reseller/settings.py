@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.CurrentAccountMiddleware",
+    "accounts.middleware.UserTimeZoneMiddleware",
 ]
 
 # Paths that programs call: the API (a key in the body), the probes and the metrics. Under the WSGI

@@ -57,11 +57,12 @@ def test_unknown_status_is_refused_by_the_database():
     assert _violates(kind=Account.Kind.MASTER, public_id="weird", status="frozen")
 
 
-def test_an_account_has_at_most_one_owner():
+def test_an_agency_may_have_several_owners():
+    # the team page keeps at least one and a subaccount at one (accounts/team.py, tests/accounts/test_team.py)
     master = MasterFactory()
     MembershipFactory(account=master, role=Membership.Role.OWNER)
-    with pytest.raises(IntegrityError):
-        MembershipFactory(account=master, role=Membership.Role.OWNER)
+    MembershipFactory(account=master, role=Membership.Role.OWNER)
+    assert master.memberships.filter(role=Membership.Role.OWNER).count() == 2
 
 
 def test_a_user_belongs_to_one_account():

@@ -11,7 +11,8 @@ from tests.e2e.conftest import DEMO_PASSWORD, PEOPLE, log_in, pages_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-DATE = re.compile(r"\d{1,2} [A-Z][a-z]{2} \d{4}(, \d{2}:\d{2})?")
+# a day, or a day and a time with the zone it is in ("24 Nov 2026, 18:14 CET"; "+03" where a zone has no letters)
+DATE = re.compile(r"\d{1,2} [A-Z][a-z]{2} \d{4}(, \d{2}:\d{2} ([A-Z]{2,5}|[+-]\d{2,4}))?")
 
 
 def test_percentages_and_dates_are_written_one_way(page, live_server, demo):
