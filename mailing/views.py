@@ -14,7 +14,7 @@ from accounts.impersonation_session import real_user
 from accounts.models import Account
 from accounts.validation import clean_search
 
-from . import archive, domains, keys, scheduling, selectors, templates
+from . import archive, domains, keys, scheduling, selectors, templates, wording
 from .forms import TemplateForm
 from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Template
 
@@ -115,7 +115,10 @@ def message_detail(request, public_id: str):
         message = selectors.message_of(request.account, public_id)
     except Message.DoesNotExist:
         raise Http404("No such message.") from None
-    return render(request, "mailing/message_detail.html", {"message": message, "nav": "messages"})
+    timeline = [wording.timeline_entry(event) for event in message.events.all()]
+    return render(
+        request, "mailing/message_detail.html", {"message": message, "timeline": timeline, "nav": "messages"}
+    )
 
 
 @account_required
