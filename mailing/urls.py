@@ -14,6 +14,7 @@ urlpatterns = [
     path("domains/", views.domain_list, name="domain_list"),
     path("domains/<int:pk>/verify/", views.domain_verify, name="domain_verify"),
     path("domains/<int:pk>/share/", views.domain_share, name="domain_share"),
+    path("domains/<int:pk>/rotate-dkim/", views.domain_rotate_dkim, name="domain_rotate_dkim"),
     path("domains/<int:pk>/remove/", views.domain_remove, name="domain_remove"),
     path("archive/", views.archive_list, name="archive_list"),
     path("archive/<int:pk>/", views.archive_detail, name="archive_detail"),

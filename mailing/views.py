@@ -182,7 +182,7 @@ def domain_list(request):
             flash.success(request, f"{added.domain} added. Publish its TXT record, then press Verify.")
             return redirect("mailing:domain_list")
     context = {
-        "own": SenderDomain.objects.for_account(request.account).prefetch_related("shared_with"),
+        "own": SenderDomain.objects.for_account(request.account).prefetch_related("shared_with", "dkim_keys"),
         "shared": SenderDomain.objects.usable_by(request.account).exclude(account=request.account),
         "subaccounts": _subaccounts(request),
         "domain_error": error,
@@ -199,7 +199,9 @@ def _subaccounts(request) -> list[Account]:
 def _domain_row(request, pk: int):
     """One domain's rows as they now stand, for htmx; what happened is in the flash, sent out of band."""
     sender_domain = (
-        SenderDomain.objects.for_account(request.account).prefetch_related("shared_with").get(pk=pk)
+        SenderDomain.objects.for_account(request.account)
+        .prefetch_related("shared_with", "dkim_keys")
+        .get(pk=pk)
     )
     return render(
         request,
@@ -224,6 +226,28 @@ def domain_verify(request, pk: int):
             flash.success(request, f"{sender_domain.domain} is verified: you can send from it.")
         elif not request.htmx:  # an htmx answer shows why beside the domain
             flash.error(request, sender_domain.last_error)
+    if request.htmx:
+        return _domain_row(request, pk)
+    return redirect("mailing:domain_list")
+
+
+@require_POST
+@account_required
+def domain_rotate_dkim(request, pk: int):
+    try:
+        sender_domain = domains.rotate_dkim_key(
+            actor=request.user, account=request.account, domain_id=pk, real_actor=real_user(request)
+        )
+    except SenderDomain.DoesNotExist:
+        raise Http404("No such domain.") from None
+    except DomainError as exc:
+        flash.error(request, exc.message)
+    else:
+        flash.success(
+            request,
+            f"New DKIM key made for {sender_domain.domain}. Publish its record, then press Check records; "
+            "the current key signs until then.",
+        )
     if request.htmx:
         return _domain_row(request, pk)
     return redirect("mailing:domain_list")
