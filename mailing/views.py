@@ -2,8 +2,10 @@
 
 from django.conf import settings
 from django.contrib import messages as flash
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
@@ -15,8 +17,9 @@ from accounts.models import Account
 from accounts.validation import clean_search
 
 from . import archive, domains, keys, scheduling, selectors, templates, wording
+from .deliverability import suppression
 from .forms import TemplateForm
-from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Template
+from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Suppression, Template
 
 NEW_KEY_SESSION = "mailing_new_api_key"
 
@@ -422,3 +425,93 @@ def message_cancel(request, public_id: str):
     else:
         flash.success(request, f"The message to {message.to_email} was cancelled; its quota is back.")
     return redirect("mailing:message_list")
+
+
+# --- the suppression list -------------------------------------------------------------------------------
+
+
+def _list_owner(request) -> Account:
+    """Whose list: ?account=<pk> (a master choosing one of its subaccounts), else the account's own."""
+    raw = request.GET.get("account", "")
+    try:
+        return suppression.list_owner(request.account, int(raw) if raw else None)
+    except (ValueError, Account.DoesNotExist):
+        raise Http404("No such list.") from None
+
+
+def _suppressions_url(owner: Account, request) -> str:
+    url = reverse("mailing:suppression_list")
+    return url if owner.pk == request.account.pk else f"{url}?account={owner.pk}"
+
+
+@account_required
+def suppression_list(request):
+    owner = _list_owner(request)
+    add_error, typed = None, ""
+    if request.method == "POST":
+        typed = request.POST.get("email", "")[:254]
+        try:
+            added = suppression.add_suppression(
+                actor=request.user, account=request.account, owner=owner, email=typed,
+                comment=request.POST.get("comment", ""), real_actor=real_user(request),
+            )  # fmt: skip
+        except ValidationError as exc:
+            add_error = exc.message
+        except DomainError as exc:
+            flash.error(request, exc.message)
+        else:
+            if added:
+                flash.success(request, f"{typed.strip().lower()} added: mail to it is rejected from now on.")
+            else:
+                flash.error(request, f"{typed.strip()} is on the allowlist, so it is never suppressed.")
+            return redirect(_suppressions_url(owner, request))
+    filters = suppression.SuppressionFilters.from_query(request.GET)
+    page = UncountedPage(suppression.filtered_suppressions(owner, filters), request.GET.get("page"))
+    context = {
+        "owner": owner,
+        "page": page,
+        "filters": filters,
+        "reasons": Suppression.Reason.choices,
+        "expiry_choices": suppression.EXPIRY_CHOICES,
+        "subaccounts": _subaccounts(request),
+        "add_error": add_error,
+        "email_value": typed,
+        "now": timezone.now(),
+        "nav": "suppressions",
+    }
+    template = "mailing/suppressions.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#suppression-table"
+    return render(request, template, context)
+
+
+@account_required
+def suppression_csv(request):
+    owner = _list_owner(request)
+    filters = suppression.SuppressionFilters.from_query(request.GET)
+    response = StreamingHttpResponse(
+        suppression.suppressions_csv(owner, filters), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{owner.public_id}-suppressions.csv"'
+    return response
+
+
+@require_POST
+@account_required
+def suppression_remove(request, pk: int):
+    try:
+        entry = suppression.remove_suppression(
+            actor=request.user, account=request.account, suppression_id=pk, real_actor=real_user(request)
+        )
+    except Suppression.DoesNotExist:
+        raise Http404("No such address on your lists.") from None
+    except DomainError as exc:
+        flash.error(request, exc.message)
+        entry = suppression.entry_visible_to(request.account, pk)
+        if request.htmx:  # the row as it stands; the flash comes out of band
+            return render(request, "mailing/suppressions.html#suppression-row", {"entry": entry})
+        return redirect(_suppressions_url(entry.account, request))
+    flash.success(request, f"{entry.email} removed from the list: mail to it is accepted again.")
+    if request.htmx:
+        return HttpResponse("")  # the row goes; the flash comes out of band
+    return redirect(_suppressions_url(entry.account, request))
