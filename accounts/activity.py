@@ -144,7 +144,14 @@ def _percentages(value) -> str:
 def _rates(value) -> str:
     if not value:
         return "the agency's defaults"
-    return f"hard bounces {value.get('hard_bounce', '–')} %, complaints {value.get('complaint', '–')} %"
+    parts = []
+    if "hard_bounce" in value:
+        parts.append(f"hard bounces {value['hard_bounce']:g} %")
+    if "complaint" in value:
+        parts.append(f"complaints {value['complaint']:g} %")
+    if "window_days" in value:
+        parts.append(f"over {value['window_days']} days")
+    return ", ".join(parts)
 
 
 def describe(event: AuditEvent) -> Line:

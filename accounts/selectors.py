@@ -214,3 +214,12 @@ def limit_warning(account: Account, *, now: datetime | None = None) -> dict | No
     start = month_start(now)
     renews = (start + timedelta(days=32)).replace(day=1)
     return {"percent": percent, "used": used, "limit": limit, "reached": used >= limit, "renews": renews}
+
+
+def auto_paused_subaccounts(master: Account, *, limit: int = 5) -> list[Account]:
+    """The master's subaccounts paused automatically and not yet resumed, most recent first (a banner's
+    worth: one query, bounded)."""
+    paused = (
+        Account.objects.subaccounts_of(master).filter(status=Account.Status.PAUSED).exclude(pause_reason="")
+    )
+    return list(paused.order_by("-paused_at", "pk")[:limit])

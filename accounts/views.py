@@ -15,12 +15,19 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from hijack.views import AcquireUserView
 
-from . import alerts, billing, impersonation, invites, lifecycle, selectors
+from . import alerts, billing, impersonation, invites, lifecycle, reputation, selectors
 from .activity import ActivityFilters, action_choices, activity_for, people_in
 from .activity import describe as describe_event
 from .decorators import account_required, master_required
 from .errors import DomainError, ValidationError
-from .forms import AlertThresholdsForm, BulkActionForm, DeleteSubaccountForm, SetPasswordForm, SubaccountForm
+from .forms import (
+    AlertThresholdsForm,
+    AutoPauseForm,
+    BulkActionForm,
+    DeleteSubaccountForm,
+    SetPasswordForm,
+    SubaccountForm,
+)
 from .impersonation_session import is_impersonating, real_user
 from .models import Account, User
 from .validation import clean_search
@@ -59,8 +66,10 @@ def _list_context(request) -> dict:
     sort = request.GET.get("sort", "name")
     subaccounts = selectors.subaccounts_for_master(request.account, query=query, status=status, sort=sort)
     page = Paginator(subaccounts, PAGE_SIZE).get_page(request.GET.get("page"))
+    reputation.attach_health(page.object_list)
     return {
         "page": page,
+        "auto_paused": selectors.auto_paused_subaccounts(request.account),
         "query": query,
         "query_error": query_error,
         "status": status,
@@ -92,7 +101,7 @@ def subaccount_detail(request, pk: int):
     return render(
         request,
         "accounts/subaccount_detail.html",
-        {"sub": _get_subaccount(request, pk), "nav": "subaccounts"},
+        {"sub": reputation.attach_health([_get_subaccount(request, pk)])[0], "nav": "subaccounts"},
     )
 
 
@@ -197,7 +206,7 @@ def subaccount_action(request, pk: int, action: str):
         return render(
             request,
             "accounts/partials/subaccount_row.html",
-            {"sub": _get_subaccount(request, pk), "oob_messages": True},
+            {"sub": reputation.attach_health([_get_subaccount(request, pk)])[0], "oob_messages": True},
         )
     return redirect(reverse("accounts:subaccount_list") + f"#sub-{pk}")
 
@@ -446,3 +455,41 @@ def alert_settings(request, pk: int | None = None):
         "nav": "alerts" if pk is None else "subaccounts",
     }
     return render(request, "accounts/alert_settings.html", context)
+
+
+@master_required
+def auto_pause_settings(request, pk: int | None = None):
+    """The master's auto-pause limits for all its subaccounts, or (with pk) one subaccount's override."""
+    subject = _get_subaccount(request, pk) if pk is not None else request.account
+    own = subject.auto_pause_rates or {}
+    form = AutoPauseForm(
+        request.POST or None, initial={name: own.get(name, "") for name in AutoPauseForm.base_fields}
+    )
+    fallback = reputation.DEFAULT_RATES | (
+        (request.account.auto_pause_rates or {}) if subject.is_subaccount else {}
+    )
+    for name, field in form.fields.items():  # what an empty field means
+        field.widget.attrs["placeholder"] = f"{fallback[name]:g}"
+    if request.method == "POST" and form.is_valid():
+        try:
+            reputation.set_auto_pause_rates(
+                actor=request.user, master=request.account, subaccount_id=pk, rates=form.cleaned_data,
+                real_actor=real_user(request),
+            )  # fmt: skip
+        except ValidationError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Auto-pause limits saved.")
+            return redirect("accounts:subaccount_detail", pk=pk) if pk else redirect("accounts:auto_pause")
+    context = {
+        "form": form,
+        "subject": subject,
+        "limits": reputation.limits_for(subject) if subject.is_subaccount else reputation.DEFAULT_RATES | own,
+        "defaults": reputation.DEFAULT_RATES,
+        "agency_limits": reputation.DEFAULT_RATES | (request.account.auto_pause_rates or {}),
+        "health": reputation.attach_health([subject])[0].health if subject.is_subaccount else None,
+        "nav": "alerts" if pk is None else "subaccounts",
+    }
+    return render(request, "accounts/auto_pause_settings.html", context)

@@ -51,7 +51,7 @@ def test_usage_older_than_the_window_does_not_count():
 def test_the_master_limit_and_the_subaccounts_override():
     sub = SubaccountFactory()
     sub.parent.auto_pause_rates = {"hard_bounce": 10}
-    assert reputation.limits_for(sub) == {"hard_bounce": 10, "complaint": 0.1}
+    assert reputation.limits_for(sub) == {"hard_bounce": 10, "complaint": 0.1, "window_days": 30}
     sub.auto_pause_rates = {"hard_bounce": 2}
     assert reputation.limits_for(sub)["hard_bounce"] == 2
 
