@@ -101,7 +101,11 @@ def subaccount_detail(request, pk: int):
     return render(
         request,
         "accounts/subaccount_detail.html",
-        {"sub": reputation.attach_health([_get_subaccount(request, pk)])[0], "nav": "subaccounts"},
+        {
+            "sub": reputation.attach_health([_get_subaccount(request, pk)])[0],
+            "outcomes": selectors.outcomes_this_month(Account(pk=pk)),
+            "nav": "subaccounts",
+        },
     )
 
 
@@ -318,6 +322,7 @@ def dashboard(request):
         "account": account,
         "limit_warning": selectors.limit_warning(account),
         "daily": selectors.daily_sent(account),
+        "outcomes": selectors.outcomes_this_month(account),
         "smtp_host": settings.SMTP_PUBLIC_HOST or request.get_host().split(":")[0],
         "smtp_port": settings.SMTP_PORT,
         "nav": "dashboard",
