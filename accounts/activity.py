@@ -146,9 +146,9 @@ def _rates(value) -> str:
         return "the agency's defaults"
     parts = []
     if "hard_bounce" in value:
-        parts.append(f"hard bounces {value['hard_bounce']:g} %")
+        parts.append(f"hard bounces {value['hard_bounce']:g}%")
     if "complaint" in value:
-        parts.append(f"complaints {value['complaint']:g} %")
+        parts.append(f"complaints {value['complaint']:g}%")
     if "window_days" in value:
         parts.append(f"over {value['window_days']} days")
     return ", ".join(parts)

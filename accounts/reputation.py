@@ -91,9 +91,9 @@ def reason_to_pause(account: Account, health: Health) -> str | None:
         return None
     limits = limits_for(account)
     if health.hard_bounce_rate > limits["hard_bounce"]:
-        return f"hard-bounce rate {health.hard_bounce_rate:.1f} % over the last {health.sent} sends (limit {limits['hard_bounce']:g} %)"
+        return f"hard-bounce rate {health.hard_bounce_rate:.1f}% over the last {health.sent:,} sends (limit {limits['hard_bounce']:g}%)"
     if health.complaint_rate > limits["complaint"]:
-        return f"complaint rate {health.complaint_rate:.2f} % over the last {health.sent} sends (limit {limits['complaint']:g} %)"
+        return f"complaint rate {health.complaint_rate:.2f}% over the last {health.sent:,} sends (limit {limits['complaint']:g}%)"
     return None
 
 

@@ -182,7 +182,7 @@ def domain_list(request):
         except DomainError as exc:
             flash.error(request, exc.message)
         else:
-            flash.success(request, f"{added.domain} added. Publish its TXT record, then press Verify.")
+            flash.success(request, f"{added.domain} added. Publish its DNS records below, then press Verify.")
             return redirect("mailing:domain_list")
     context = {
         "own": SenderDomain.objects.for_account(request.account).prefetch_related("shared_with", "dkim_keys"),

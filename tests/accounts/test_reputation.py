@@ -66,7 +66,7 @@ def test_past_its_limits_a_subaccount_is_paused_once_and_the_agency_told(django_
     sub.refresh_from_db()
     assert sub.status == Account.Status.PAUSED
     event = AuditEvent.objects.get(action="subaccount.auto_paused")
-    assert "hard-bounce rate 6.0 % over the last 500 sends" in event.after["reason"]
+    assert "hard-bounce rate 6.0% over the last 500 sends" in event.after["reason"]
     assert [m.subject for m in mail.outbox] == [f"{sub.name} was paused automatically"]
 
 

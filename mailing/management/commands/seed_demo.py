@@ -17,6 +17,7 @@ from accounts.impersonation import record_visit_ended, record_visit_started
 from accounts.models import Account, AuditEvent, Membership, Usage, User
 from accounts.quota import hour_start, month_start
 from accounts.tokens import hash_secret
+from mailing.deliverability import signing
 from mailing.models import ApiKey, ArchivedMessage, Message, MessageEvent, SenderDomain, Suppression
 
 # The demo's published password (the command refuses production).
@@ -177,10 +178,12 @@ def _seed_domains(master: Account, now) -> None:
     """Verified sending domains: each subaccount's own, and the agency's shared with all of them.
     ("demo" is the DNS record's token, not a secret: bandit's B105 is marked on that line.)"""
     for account in [master, *Account.objects.subaccounts_of(master)]:
-        SenderDomain.objects.get_or_create(
+        sender_domain, created = SenderDomain.objects.get_or_create(
             account=account, domain=f"{account.public_id}.example",
             defaults={"token": "demo", "verified_at": now, "share_with_all_subaccounts": account.is_master},  # nosec B105
         )  # fmt: skip
+        if created:  # the DKIM record the domain page asks to publish
+            signing.generate_key(sender_domain)
 
 
 def _seed_api_key(account: Account) -> None:
@@ -225,7 +228,7 @@ def _outcomes(sent: int, i: int) -> dict[str, int]:
     """What became of an hour's mail in the demo: about 1.5 % hard bounces, 0.5 % soft, a complaint now
     and then, the rest delivered (so the charts and reputations have something to show)."""
     hard, soft = sent * 3 // 200, sent // 200
-    complained = 1 if sent >= 20 and i % 23 == 0 else 0
+    complained = 1 if sent >= 50 and i % 97 == 0 else 0
     return {
         "delivered": sent - hard - soft,
         "hard_bounced": hard,
