@@ -462,19 +462,28 @@ def alert_settings(request, pk: int | None = None):
     return render(request, "accounts/alert_settings.html", context)
 
 
+def _number(value: float) -> str:
+    return f"{value:g}"  # 4.0 → "4", 0.1 → "0.1": percentages as people write them
+
+
+def _numbers(limits: dict) -> dict[str, str]:
+    return {name: _number(value) for name, value in limits.items()}
+
+
 @master_required
 def auto_pause_settings(request, pk: int | None = None):
     """The master's auto-pause limits for all its subaccounts, or (with pk) one subaccount's override."""
     subject = _get_subaccount(request, pk) if pk is not None else request.account
     own = subject.auto_pause_rates or {}
     form = AutoPauseForm(
-        request.POST or None, initial={name: own.get(name, "") for name in AutoPauseForm.base_fields}
+        request.POST or None,
+        initial={name: _number(own[name]) for name in AutoPauseForm.base_fields if name in own},
     )
     fallback = reputation.DEFAULT_RATES | (
         (request.account.auto_pause_rates or {}) if subject.is_subaccount else {}
     )
     for name, field in form.fields.items():  # what an empty field means
-        field.widget.attrs["placeholder"] = f"{fallback[name]:g}"
+        field.widget.attrs["placeholder"] = _number(fallback[name])
     if request.method == "POST" and form.is_valid():
         try:
             reputation.set_auto_pause_rates(
@@ -491,9 +500,11 @@ def auto_pause_settings(request, pk: int | None = None):
     context = {
         "form": form,
         "subject": subject,
-        "limits": reputation.limits_for(subject) if subject.is_subaccount else reputation.DEFAULT_RATES | own,
-        "defaults": reputation.DEFAULT_RATES,
-        "agency_limits": reputation.DEFAULT_RATES | (request.account.auto_pause_rates or {}),
+        "limits": _numbers(
+            reputation.limits_for(subject) if subject.is_subaccount else reputation.DEFAULT_RATES | own
+        ),
+        "defaults": _numbers(reputation.DEFAULT_RATES),
+        "agency_limits": _numbers(reputation.DEFAULT_RATES | (request.account.auto_pause_rates or {})),
         "health": reputation.attach_health([subject])[0].health if subject.is_subaccount else None,
         "nav": "alerts" if pk is None else "subaccounts",
     }
