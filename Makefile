@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in python3.14 python3.13 python3.12 python3 \
 	command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { command -v $$c; break; }; done)
 
-.PHONY: help install install-dev npm run test lint audit worker beat smtpd bench demo clean
+.PHONY: help install install-dev npm run test lint audit worker beat smtpd bouncesmtpd bench demo clean
 
 help:
 	@echo "make run     install, migrate, load demo data and serve on http://127.0.0.1:8000"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint    ruff and the import contracts (the architecture)"
 	@echo "make audit   known vulnerabilities in the locked dependencies (pip-audit), risky code (bandit)"
 	@echo "make worker  a Celery worker (needs REDIS_URL)   make beat  Celery beat"
+	@echo "make smtpd   SMTP submission   make bouncesmtpd  the bounce listener (needs BOUNCE_DOMAIN)"
 	@echo "make bench   benchmarks (needs DATABASE_URL to PostgreSQL); figures go to docs/benchmarks.md"
 
 $(PY):
@@ -83,6 +84,9 @@ beat: install
 
 smtpd: install
 	$(PY) manage.py smtpd
+
+bouncesmtpd: install
+	$(PY) manage.py bouncesmtpd
 
 bench: install-dev
 	$(PY) -m bench

@@ -44,6 +44,13 @@ SENTENCES = {
     "team.role_changed": "Team member's role changed",
     "team.removed": "Team member removed",
     "profile.changed": "Own settings changed",
+    "domain.dkim_rotated": "DKIM key rotated",
+    "suppression.added": "Address added to the suppression list",
+    "suppression.removed": "Address removed from the suppression list",
+    "allowlist.added": "Address added to the allowlist",
+    "allowlist.removed": "Address removed from the allowlist",
+    "auto_pause.rates_changed": "Auto-pause limits changed",
+    "subaccount.auto_paused": "Sending paused automatically",
 }
 FIELD_NAMES = {
     "name": "Name",
@@ -147,6 +154,19 @@ def _percentages(value) -> str:
     return ", ".join(f"{n}%" for n in value) if value else "the agency's defaults"
 
 
+def _rates(value) -> str:
+    if not value:
+        return "the agency's defaults"
+    parts = []
+    if "hard_bounce" in value:
+        parts.append(f"hard bounces {value['hard_bounce']:g}%")
+    if "complaint" in value:
+        parts.append(f"complaints {value['complaint']:g}%")
+    if "window_days" in value:
+        parts.append(f"over {value['window_days']} days")
+    return ", ".join(parts)
+
+
 def describe(event: AuditEvent) -> Line:
     """A sentence for what happened, and what changed, in words."""
     action, before, after = event.action, event.before or {}, event.after or {}
@@ -182,8 +202,17 @@ def describe(event: AuditEvent) -> Line:
         else:
             shared = "with no subaccount"
         details = [f"{after.get('domain', '')} {shared}"]
+    elif action == "domain.dkim_rotated":
+        details = [f"{after.get('domain', '')}: new selector {after.get('selector', '')}"]
     elif action.startswith("domain.") and after.get("domain"):
         details = [after["domain"]]
+    elif action.startswith(("suppression.", "allowlist.")):
+        entry = after or before
+        details = [entry.get("email", "")] + ([f"Reason: {entry['reason']}"] if entry.get("reason") else [])
+    elif action == "subaccount.auto_paused" and after.get("reason"):
+        details = [after["reason"][:1].upper() + after["reason"][1:]]
+    elif action == "auto_pause.rates_changed":
+        details = [f"{_rates(before.get('auto_pause_rates'))} → {_rates(after.get('auto_pause_rates'))}"]
     elif action == "account.renewed":
         details = [
             f"Left {before.get('master', 'the agency')}",

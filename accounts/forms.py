@@ -198,6 +198,24 @@ class AlertThresholdsForm(forms.Form):
     )
 
 
+class AutoPauseForm(forms.Form):
+    """The limits past which a subaccount is paused by itself. The bounds are the service's
+    (accounts/validation.clean_auto_pause_rates): an empty field means "the agency's" or the default."""
+
+    hard_bounce = forms.CharField(
+        required=False, max_length=10, label="Hard-bounce rate limit (%)",
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+    )  # fmt: skip
+    complaint = forms.CharField(
+        required=False, max_length=10, label="Complaint rate limit (%)",
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+    )  # fmt: skip
+    window_days = forms.CharField(
+        required=False, max_length=3, label="Measured over the last (days)",
+        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
+    )  # fmt: skip
+
+
 class SentenceCaseLabels:
     """allauth labels its fields in Title Case ("Remember Me", "New Password"); every other label of the
     product is a sentence."""

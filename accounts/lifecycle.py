@@ -336,7 +336,8 @@ def _transition(
     subaccount.status = to
     subaccount.paused_at = now if to == Account.Status.PAUSED else None
     subaccount.closed_at = now if to == Account.Status.CLOSED else None
-    subaccount.save(update_fields=["status", "paused_at", "closed_at", "updated_at"])
+    subaccount.pause_reason = ""  # a person's action: whatever paused it automatically is settled
+    subaccount.save(update_fields=["status", "paused_at", "closed_at", "pause_reason", "updated_at"])
     record(
         actor=actor,
         real_actor=real_actor,
@@ -399,7 +400,8 @@ def pause_automatically(*, subaccount_id: int, reason: str) -> bool:
     if subaccount.status != Account.Status.ACTIVE:
         return False
     subaccount.status, subaccount.paused_at = Account.Status.PAUSED, timezone.now()
-    subaccount.save(update_fields=["status", "paused_at", "updated_at"])
+    subaccount.pause_reason = f"paused automatically: {reason}"[:300]
+    subaccount.save(update_fields=["status", "paused_at", "pause_reason", "updated_at"])
     record(actor=None, account=subaccount, action="subaccount.auto_paused", before={"status": "active"},
            after={"status": "paused", "reason": f"paused automatically: {reason}"})  # fmt: skip
     transaction.on_commit(lambda: emails.send_auto_pause_notice(account=subaccount, reason=reason))

@@ -118,6 +118,11 @@ class Account(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Why it was paused automatically (bounces, complaints); empty when a person paused it.",
+    )
     closed_at = models.DateTimeField(null=True, blank=True)
     renewed_at = models.DateTimeField(null=True, blank=True)
     former_parent = models.ForeignKey(

@@ -144,32 +144,46 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
     }
 
 
+# What the charts and usage widgets show, each a sum of the hourly Usage counters (bounced: hard and soft).
+OUTCOME_SUMS = {
+    "sent": Sum("sent"),
+    "delivered": Sum("delivered"),
+    "bounced": Sum("hard_bounced") + Sum("soft_bounced"),
+    "complained": Sum("complained"),
+    "rejected": Sum("rejected"),
+    "failed": Sum("failed"),
+}
+
+
 def daily_sent(account: Account, *, days: int = 30, now: datetime | None = None) -> list[dict]:
-    """Emails accepted, rejected and failed per UTC day over the last `days` days, from the hourly Usage windows
-    (one aggregate query; days without sending are filled with 0 for the chart)."""
+    """Per UTC day over the last `days` days: emails accepted (`sent`), delivered, bounced, complained
+    about, rejected and failed, from the hourly Usage windows (one aggregate query; never events or
+    messages; days without sending are filled with 0 for the chart)."""
     today = (now or timezone.now()).astimezone(timezone.UTC).date()
     first = today - timedelta(days=days - 1)
     rows = (
         Usage.objects.filter(account=account, window=Usage.Window.HOUR, start__date__gte=first)
         .annotate(day=TruncDate("start", tzinfo=timezone.UTC))
         .values("day")
-        .annotate(sent=Sum("sent"), rejected=Sum("rejected"), failed=Sum("failed"))
+        .annotate(**OUTCOME_SUMS)
     )
     by_day = {row["day"]: row for row in rows}
-    empty = {"sent": 0, "rejected": 0, "failed": 0}
+    empty = dict.fromkeys(OUTCOME_SUMS, 0)
     chart = []
     for n in range(days):
         day = first + timedelta(days=n)
         row = by_day.get(day, empty)
-        chart.append(
-            {
-                "day": day.isoformat(),
-                "sent": row["sent"],
-                "rejected": row["rejected"],
-                "failed": row["failed"],
-            }
-        )
+        chart.append({"day": day.isoformat(), **{key: row[key] or 0 for key in OUTCOME_SUMS}})
     return chart
+
+
+def outcomes_this_month(account: Account, *, now: datetime | None = None) -> dict[str, int]:
+    """This month's delivered, bounced, complained, rejected (and the rest of OUTCOME_SUMS) for the
+    usage widgets: one aggregate over the hourly Usage windows."""
+    totals = Usage.objects.filter(
+        account=account, window=Usage.Window.HOUR, start__gte=month_start(now)
+    ).aggregate(**OUTCOME_SUMS)
+    return {key: value or 0 for key, value in totals.items()}
 
 
 def sending_stats(accounts: list[Account], *, now: datetime | None = None) -> dict[int, dict]:
@@ -214,3 +228,12 @@ def limit_warning(account: Account, *, now: datetime | None = None) -> dict | No
     start = month_start(now)
     renews = (start + timedelta(days=32)).replace(day=1)
     return {"percent": percent, "used": used, "limit": limit, "reached": used >= limit, "renews": renews}
+
+
+def auto_paused_subaccounts(master: Account, *, limit: int = 5) -> list[Account]:
+    """The master's subaccounts paused automatically and not yet resumed, most recent first (a banner's
+    worth: one query, bounded)."""
+    paused = (
+        Account.objects.subaccounts_of(master).filter(status=Account.Status.PAUSED).exclude(pause_reason="")
+    )
+    return list(paused.order_by("-paused_at", "pk")[:limit])

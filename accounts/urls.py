@@ -24,10 +24,12 @@ urlpatterns = [
         for action in views.ROW_ACTIONS
     ],
     path("subaccounts/<int:pk>/alerts/", views.alert_settings, name="subaccount_alerts"),
+    path("subaccounts/<int:pk>/auto-pause/", views.auto_pause_settings, name="subaccount_auto_pause"),
     path("overview/", views.overview, name="overview"),
     path("billing/", views.billing_page, name="billing"),
     path("billing/export.csv", views.billing_csv, name="billing_csv"),
     path("alerts/", views.alert_settings, name="alert_settings"),
+    path("auto-pause/", views.auto_pause_settings, name="auto_pause"),
     path("activity/", views.activity, name="activity"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("closed/", views.closed, name="closed"),

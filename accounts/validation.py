@@ -172,3 +172,30 @@ def clean_time_zone(value: str | None) -> str:
     if value not in TIME_ZONE_CHOICES:
         raise ValidationError("Choose a time zone from the list.", field="time_zone")
     return value
+
+
+# Auto-pause limits: percentages of sends, and the window in days they are measured over.
+AUTO_PAUSE_BOUNDS = {
+    "hard_bounce": (0.1, 100.0, "The hard-bounce limit is a percentage between 0.1 and 100."),
+    "complaint": (0.01, 100.0, "The complaint limit is a percentage between 0.01 and 100."),
+    "window_days": (1, 90, "The window is a whole number of days between 1 and 90."),
+}
+
+
+def clean_auto_pause_rates(values: dict[str, Any]) -> dict[str, float | int]:
+    """{'hard_bounce': '5', 'complaint': '0.1', 'window_days': '30'} → numbers within their bounds; empty
+    values are left out (they fall back to the agency's or the defaults). Raises ValidationError with
+    the field it is about."""
+    cleaned: dict[str, float | int] = {}
+    for name, (low, high, message) in AUTO_PAUSE_BOUNDS.items():
+        raw = str(values.get(name) if values.get(name) is not None else "").strip().rstrip("%").strip()
+        if not raw:
+            continue
+        try:
+            number = int(raw) if name == "window_days" else float(raw.replace(",", "."))
+        except ValueError:
+            raise ValidationError(message, field=name) from None
+        if not (low <= number <= high) or number != number:  # NaN compares unequal to itself
+            raise ValidationError(message, field=name)
+        cleaned[name] = round(number, 2) if isinstance(number, float) else number
+    return cleaned

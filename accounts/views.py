@@ -25,6 +25,7 @@ from . import (
     invites,
     lifecycle,
     people,
+    reputation,
     selectors,
     tasks,
     team,
@@ -35,6 +36,7 @@ from .decorators import account_required, master_required
 from .errors import DomainError, ValidationError
 from .forms import (
     AlertThresholdsForm,
+    AutoPauseForm,
     BrandForm,
     BulkActionForm,
     ChangeRoleForm,
@@ -82,8 +84,10 @@ def _list_context(request) -> dict:
     sort = request.GET.get("sort", "name")
     subaccounts = selectors.subaccounts_for_master(request.account, query=query, status=status, sort=sort)
     page = Paginator(subaccounts, PAGE_SIZE).get_page(request.GET.get("page"))
+    reputation.attach_health(page.object_list)
     return {
         "page": page,
+        "auto_paused": selectors.auto_paused_subaccounts(request.account),
         "query": query,
         "query_error": query_error,
         "status": status,
@@ -115,7 +119,11 @@ def subaccount_detail(request, pk: int):
     return render(
         request,
         "accounts/subaccount_detail.html",
-        {"sub": _get_subaccount(request, pk), "nav": "subaccounts"},
+        {
+            "sub": reputation.attach_health([_get_subaccount(request, pk)])[0],
+            "outcomes": selectors.outcomes_this_month(Account(pk=pk)),
+            "nav": "subaccounts",
+        },
     )
 
 
@@ -220,7 +228,7 @@ def subaccount_action(request, pk: int, action: str):
         return render(
             request,
             "accounts/partials/subaccount_row.html",
-            {"sub": _get_subaccount(request, pk), "oob_messages": True},
+            {"sub": reputation.attach_health([_get_subaccount(request, pk)])[0], "oob_messages": True},
         )
     return redirect(reverse("accounts:subaccount_list") + f"#sub-{pk}")
 
@@ -358,6 +366,7 @@ def dashboard(request):
         "account": account,
         "limit_warning": selectors.limit_warning(account),
         "daily": selectors.daily_sent(account),
+        "outcomes": selectors.outcomes_this_month(account),
         "smtp_host": settings.SMTP_PUBLIC_HOST or request.get_host().split(":")[0],
         "smtp_port": settings.SMTP_PORT,
         "nav": "dashboard",
@@ -715,3 +724,52 @@ def profile(request):
     return render(
         request, "accounts/profile.html", {"form": form, "nav": "profile"}, status=400 if form.errors else 200
     )
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"  # 4.0 → "4", 0.1 → "0.1": percentages as people write them
+
+
+def _numbers(limits: dict) -> dict[str, str]:
+    return {name: _number(value) for name, value in limits.items()}
+
+
+@master_required
+def auto_pause_settings(request, pk: int | None = None):
+    """The master's auto-pause limits for all its subaccounts, or (with pk) one subaccount's override."""
+    subject = _get_subaccount(request, pk) if pk is not None else request.account
+    own = subject.auto_pause_rates or {}
+    form = AutoPauseForm(
+        request.POST or None,
+        initial={name: _number(own[name]) for name in AutoPauseForm.base_fields if name in own},
+    )
+    fallback = reputation.DEFAULT_RATES | (
+        (request.account.auto_pause_rates or {}) if subject.is_subaccount else {}
+    )
+    for name, field in form.fields.items():  # what an empty field means
+        field.widget.attrs["placeholder"] = _number(fallback[name])
+    if request.method == "POST" and form.is_valid():
+        try:
+            reputation.set_auto_pause_rates(
+                actor=request.user, master=request.account, subaccount_id=pk, rates=form.cleaned_data,
+                real_actor=real_user(request),
+            )  # fmt: skip
+        except ValidationError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Auto-pause limits saved.")
+            return redirect("accounts:subaccount_detail", pk=pk) if pk else redirect("accounts:auto_pause")
+    context = {
+        "form": form,
+        "subject": subject,
+        "limits": _numbers(
+            reputation.limits_for(subject) if subject.is_subaccount else reputation.DEFAULT_RATES | own
+        ),
+        "defaults": _numbers(reputation.DEFAULT_RATES),
+        "agency_limits": _numbers(reputation.DEFAULT_RATES | (request.account.auto_pause_rates or {})),
+        "health": reputation.attach_health([subject])[0].health if subject.is_subaccount else None,
+        "nav": "alerts" if pk is None else "subaccounts",
+    }
+    return render(request, "accounts/auto_pause_settings.html", context)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 
 import dns.exception
 import dns.resolver
@@ -84,9 +85,25 @@ def _txt(name: str) -> tuple[list[str], str]:
     except dns.resolver.NoAnswer:
         return [], f"{name} exists but has no TXT record."
     except (dns.exception.Timeout, dns.resolver.NoNameservers):
-        return [], "The DNS lookup timed out. Try again in a minute."
+        return [], LOOKUP_TIMED_OUT
     except dns.exception.DNSException as exc:
         return [], f"The DNS lookup failed: {exc}"[:300]
+
+
+LOOKUP_TIMED_OUT = "The DNS lookup timed out. Try again in a minute."
+
+
+def _result(*, error: str | None, found: bool) -> dict:
+    """One check as dns_checks stores it: valid or not, why, and in one word what the page says
+    (`valid`; `missing`: no such record; `wrong`: a record that does not say what it must; `unknown`:
+    the lookup itself failed)."""
+    if not error:
+        return {"valid": True, "error": None, "state": "valid"}
+    if error == LOOKUP_TIMED_OUT or error.startswith("The DNS lookup failed"):
+        state = "unknown"
+    else:
+        state = "wrong" if found else "missing"
+    return {"valid": False, "error": error, "state": state}
 
 
 def _normalised(record: str) -> str:
@@ -105,33 +122,32 @@ def check_dkim(sender_domain: SenderDomain) -> dict:
     key = signing.newest_key(sender_domain) or signing.generate_key(sender_domain)
     values, error = _txt(key.record_name)
     if error:
-        return {"valid": False, "error": error}
+        return _result(error=error, found=False)
     if not any(_normalised(key.public_key) in _normalised(value) for value in values):
-        return {"valid": False, "error": f"The TXT record at {key.record_name} does not hold this key (p=…)."}
+        return _result(error=f"The TXT record at {key.record_name} does not hold this key (p=…).", found=True)
     signing.mark_published(key)
-    return {"valid": True, "error": None}
+    return _result(error=None, found=True)
 
 
 def check_spf(sender_domain: SenderDomain) -> dict:
     values, error = _txt(sender_domain.domain)
     spf = [value for value in values if value.lower().startswith("v=spf1")]
     if not spf:
-        return {"valid": False, "error": error or f"{sender_domain.domain} has no SPF record (v=spf1 …)."}
+        return _result(error=error or f"{sender_domain.domain} has no SPF record (v=spf1 …).", found=False)
     if len(spf) > 1:
-        return {"valid": False, "error": "There is more than one SPF record: receivers then ignore them all."}
+        return _result(error="There is more than one SPF record: receivers then ignore them all.", found=True)
     if f"include:{settings.SPF_INCLUDE}".lower() not in spf[0].lower().split():
-        return {"valid": False, "error": f"The SPF record does not include:{settings.SPF_INCLUDE}."}
-    return {"valid": True, "error": None}
+        return _result(error=f"The SPF record does not include:{settings.SPF_INCLUDE}.", found=True)
+    return _result(error=None, found=True)
 
 
 def check_dmarc(sender_domain: SenderDomain) -> dict:
     values, error = _txt(f"_dmarc.{sender_domain.domain}")
     if not any(value.startswith("v=DMARC1") for value in values):
-        return {
-            "valid": False,
-            "error": error or "The record doesn't begin with a valid version tag (v=DMARC1).",
-        }
-    return {"valid": True, "error": None}
+        return _result(
+            error=error or "The record doesn't begin with a valid version tag (v=DMARC1).", found=bool(values)
+        )
+    return _result(error=None, found=True)
 
 
 def verify_domain(
@@ -196,3 +212,103 @@ def remove_domain(*, actor: User, account: Account, domain_id: int, real_actor: 
     )
     sender_domain.delete()
     return sender_domain.domain
+
+
+# --- the records a domain page asks to publish, and their last check ----------------------------------
+
+STATE_WORDS = {
+    "valid": "Valid",
+    "missing": "Missing",
+    "wrong": "Wrong",
+    "unknown": "Could not check",
+    "unchecked": "Not checked yet",
+}
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """One TXT record to publish, with what the last check found."""
+
+    key: str  # ownership | dkim | spf | dmarc
+    title: str
+    purpose: str
+    name: str
+    value: str
+    state: str  # a key of STATE_WORDS
+    error: str
+
+    @property
+    def state_words(self) -> str:
+        return STATE_WORDS[self.state]
+
+
+def _checked(check: dict | None) -> tuple[str, str]:
+    if not check:
+        return "unchecked", ""
+    if check.get("valid"):
+        return "valid", ""
+    error = check.get("error") or ""
+    # rows checked before states were stored: a missing record says so in its error
+    state = check.get("state") or ("missing" if "No TXT record" in error or "has no" in error else "wrong")
+    return state, error
+
+
+def _ownership(sender_domain: SenderDomain) -> tuple[str, str]:
+    if sender_domain.last_checked_at is None:
+        return ("valid", "") if sender_domain.verified_at else ("unchecked", "")
+    if not sender_domain.last_error:
+        return "valid", ""
+    error = sender_domain.last_error
+    if error == LOOKUP_TIMED_OUT or error.startswith("The DNS lookup failed"):
+        return "unknown", error
+    return ("wrong" if "does not hold" in error else "missing"), error
+
+
+def records_to_publish(sender_domain: SenderDomain) -> list[DnsRecord]:
+    """The four TXT records of a domain, in the order to publish them, each with its last check
+    (SenderDomain.dns_checks). Reads `dkim_keys` through the prefetch cache when the page prefetched it."""
+    checks = sender_domain.dns_checks or {}
+    key = next((k for k in sender_domain.dkim_keys.all() if k.retired_at is None), None)
+    spf_purpose = (
+        "Allows our servers to send for the domain. Already have an SPF record? Add "
+        f"include:{settings.SPF_INCLUDE} to it instead: a domain may have only one."
+    )
+    dmarc_purpose = (
+        "Our recommendation to start: reports only (p=none). Tighten it to quarantine or reject once the "
+        "reports show only your own mail."
+    )
+    wanted = [
+        ("ownership", "Ownership", "Proves the domain is yours; sending from it needs this one.",
+         sender_domain.record_name, sender_domain.record_value, _ownership(sender_domain)),
+        ("dkim", "DKIM", "The public key receivers check our signature with.",
+         key.record_name if key else "", key.record_value if key else "", _checked(checks.get("dkim"))),
+        ("spf", "SPF", spf_purpose, sender_domain.domain, spf_record(sender_domain), _checked(checks.get("spf"))),
+        ("dmarc", "DMARC", dmarc_purpose, f"_dmarc.{sender_domain.domain}", dmarc_record(sender_domain),
+         _checked(checks.get("dmarc"))),
+    ]  # fmt: skip
+    return [
+        DnsRecord(key=k, title=title, purpose=purpose, name=name, value=value, state=state, error=error)
+        for k, title, purpose, name, value, (state, error) in wanted
+        if name
+    ]
+
+
+@transaction.atomic(durable=True)
+def rotate_dkim_key(
+    *, actor: User, account: Account, domain_id: int, real_actor: User | None = None
+) -> SenderDomain:
+    """Make a new DKIM key (a new selector) for one of the account's domains. The current key goes on
+    signing until a check finds the new key's record, then retires (signing.mark_published), so mail is
+    signed throughout. Raises SenderDomain.DoesNotExist (not this account's) or PermissionDenied."""
+    sender_domain = SenderDomain.objects.for_account(account).select_for_update().get(pk=domain_id)
+    require_role(actor, account, Membership.Role.ADMIN)
+    key = signing.generate_key(sender_domain, selector=signing.unused_selector(sender_domain))
+    checks = dict(sender_domain.dns_checks or {})
+    checks.pop("dkim", None)  # the last check was of the old key's record
+    sender_domain.dns_checks = checks
+    sender_domain.save(update_fields=["dns_checks"])
+    record(
+        actor=actor, real_actor=real_actor, account=account, action="domain.dkim_rotated",
+        after={"domain": sender_domain.domain, "selector": key.selector},
+    )  # fmt: skip
+    return sender_domain

@@ -19,6 +19,7 @@ from email.utils import format_datetime, formataddr
 from django.conf import settings
 from django.utils import timezone
 
+from .deliverability.bounces import verp_token
 from .models import Message
 
 # Mandrill's `important`: the headers mail clients read as "high priority".
@@ -33,9 +34,10 @@ def message_id_header(message: Message) -> str:
 
 
 def return_path(message: Message) -> str:
-    """The envelope sender: a VERP address naming the message, so its bounce finds it (or the From)."""
+    """The envelope sender: a VERP address naming the message with a signed token, so its bounce finds
+    it and nobody else's report can (mailing/deliverability/bounces.py); without BOUNCE_DOMAIN, the From."""
     if settings.BOUNCE_DOMAIN:
-        return f"bounces+{message.public_id}@{settings.BOUNCE_DOMAIN}"
+        return f"bounces+{verp_token(message.public_id)}@{settings.BOUNCE_DOMAIN}"
     return message.from_email
 
 

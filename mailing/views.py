@@ -2,8 +2,10 @@
 
 from django.conf import settings
 from django.contrib import messages as flash
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csp import csp_override
@@ -15,9 +17,10 @@ from accounts.impersonation_session import real_user
 from accounts.models import Account
 from accounts.validation import clean_search
 
-from . import archive, domains, keys, scheduling, selectors, templates
+from . import archive, domains, keys, scheduling, selectors, templates, wording
+from .deliverability import suppression
 from .forms import TemplateForm
-from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Template
+from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Suppression, Template
 
 NEW_KEY_SESSION = "mailing_new_api_key"
 
@@ -116,7 +119,10 @@ def message_detail(request, public_id: str):
         message = selectors.message_of(request.account, public_id)
     except Message.DoesNotExist:
         raise Http404("No such message.") from None
-    return render(request, "mailing/message_detail.html", {"message": message, "nav": "messages"})
+    timeline = [wording.timeline_entry(event) for event in message.events.all()]
+    return render(
+        request, "mailing/message_detail.html", {"message": message, "timeline": timeline, "nav": "messages"}
+    )
 
 
 @account_required
@@ -182,10 +188,10 @@ def domain_list(request):
         except DomainError as exc:
             flash.error(request, exc.message)
         else:
-            flash.success(request, f"{added.domain} added. Publish its TXT record, then press Verify.")
+            flash.success(request, f"{added.domain} added. Publish its DNS records below, then press Verify.")
             return redirect("mailing:domain_list")
     context = {
-        "own": SenderDomain.objects.for_account(request.account).prefetch_related("shared_with"),
+        "own": SenderDomain.objects.for_account(request.account).prefetch_related("shared_with", "dkim_keys"),
         "shared": SenderDomain.objects.usable_by(request.account).exclude(account=request.account),
         "subaccounts": _subaccounts(request),
         "domain_error": error,
@@ -202,7 +208,9 @@ def _subaccounts(request) -> list[Account]:
 def _domain_row(request, pk: int):
     """One domain's rows as they now stand, for htmx; what happened is in the flash, sent out of band."""
     sender_domain = (
-        SenderDomain.objects.for_account(request.account).prefetch_related("shared_with").get(pk=pk)
+        SenderDomain.objects.for_account(request.account)
+        .prefetch_related("shared_with", "dkim_keys")
+        .get(pk=pk)
     )
     return render(
         request,
@@ -227,6 +235,28 @@ def domain_verify(request, pk: int):
             flash.success(request, f"{sender_domain.domain} is verified: you can send from it.")
         elif not request.htmx:  # an htmx answer shows why beside the domain
             flash.error(request, sender_domain.last_error)
+    if request.htmx:
+        return _domain_row(request, pk)
+    return redirect("mailing:domain_list")
+
+
+@require_POST
+@account_required
+def domain_rotate_dkim(request, pk: int):
+    try:
+        sender_domain = domains.rotate_dkim_key(
+            actor=request.user, account=request.account, domain_id=pk, real_actor=real_user(request)
+        )
+    except SenderDomain.DoesNotExist:
+        raise Http404("No such domain.") from None
+    except DomainError as exc:
+        flash.error(request, exc.message)
+    else:
+        flash.success(
+            request,
+            f"New DKIM key made for {sender_domain.domain}. Publish its record, then press Check records; "
+            "the current key signs until then.",
+        )
     if request.htmx:
         return _domain_row(request, pk)
     return redirect("mailing:domain_list")
@@ -420,3 +450,93 @@ def message_cancel(request, public_id: str):
     else:
         flash.success(request, f"The message to {message.to_email} was cancelled; its quota is back.")
     return redirect("mailing:message_list")
+
+
+# --- the suppression list -------------------------------------------------------------------------------
+
+
+def _list_owner(request) -> Account:
+    """Whose list: ?account=<pk> (a master choosing one of its subaccounts), else the account's own."""
+    raw = request.GET.get("account", "")
+    try:
+        return suppression.list_owner(request.account, int(raw) if raw else None)
+    except (ValueError, Account.DoesNotExist):
+        raise Http404("No such list.") from None
+
+
+def _suppressions_url(owner: Account, request) -> str:
+    url = reverse("mailing:suppression_list")
+    return url if owner.pk == request.account.pk else f"{url}?account={owner.pk}"
+
+
+@account_required
+def suppression_list(request):
+    owner = _list_owner(request)
+    add_error, typed = None, ""
+    if request.method == "POST":
+        typed = request.POST.get("email", "")[:254]
+        try:
+            added = suppression.add_suppression(
+                actor=request.user, account=request.account, owner=owner, email=typed,
+                comment=request.POST.get("comment", ""), real_actor=real_user(request),
+            )  # fmt: skip
+        except ValidationError as exc:
+            add_error = exc.message
+        except DomainError as exc:
+            flash.error(request, exc.message)
+        else:
+            if added:
+                flash.success(request, f"{typed.strip().lower()} added: mail to it is rejected from now on.")
+            else:
+                flash.error(request, f"{typed.strip()} is on the allowlist, so it is never suppressed.")
+            return redirect(_suppressions_url(owner, request))
+    filters = suppression.SuppressionFilters.from_query(request.GET)
+    page = UncountedPage(suppression.filtered_suppressions(owner, filters), request.GET.get("page"))
+    context = {
+        "owner": owner,
+        "page": page,
+        "filters": filters,
+        "reasons": Suppression.Reason.choices,
+        "expiry_choices": suppression.EXPIRY_CHOICES,
+        "subaccounts": _subaccounts(request),
+        "add_error": add_error,
+        "email_value": typed,
+        "now": timezone.now(),
+        "nav": "suppressions",
+    }
+    template = "mailing/suppressions.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#suppression-table"
+    return render(request, template, context)
+
+
+@account_required
+def suppression_csv(request):
+    owner = _list_owner(request)
+    filters = suppression.SuppressionFilters.from_query(request.GET)
+    response = StreamingHttpResponse(
+        suppression.suppressions_csv(owner, filters), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{owner.public_id}-suppressions.csv"'
+    return response
+
+
+@require_POST
+@account_required
+def suppression_remove(request, pk: int):
+    try:
+        entry = suppression.remove_suppression(
+            actor=request.user, account=request.account, suppression_id=pk, real_actor=real_user(request)
+        )
+    except Suppression.DoesNotExist:
+        raise Http404("No such address on your lists.") from None
+    except DomainError as exc:
+        flash.error(request, exc.message)
+        entry = suppression.entry_visible_to(request.account, pk)
+        if request.htmx:  # the row as it stands; the flash comes out of band
+            return render(request, "mailing/suppressions.html#suppression-row", {"entry": entry})
+        return redirect(_suppressions_url(entry.account, request))
+    flash.success(request, f"{entry.email} removed from the list: mail to it is accepted again.")
+    if request.htmx:
+        return HttpResponse("")  # the row goes; the flash comes out of band
+    return redirect(_suppressions_url(entry.account, request))

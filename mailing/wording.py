@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from .models import Message
 
@@ -103,3 +104,99 @@ def describe(message: Message) -> Outcome:
     if message.status == Message.Status.QUEUED and message.last_error:
         return Outcome(label, "retrying. " + describe_failure(message.last_error), message.last_error)
     return Outcome(label)
+
+
+# --- the message's timeline: each event, and a bounce's diagnostic in words --------------------------
+
+# RFC 3463's statuses in words, for the timeline; the class digit (4 or 5) is read from the code itself.
+STATUS_WORDS = {
+    "1.1": "Mailbox does not exist",
+    "1.2": "The recipient's domain does not exist",
+    "1.3": "The address is not valid",
+    "1.6": "The mailbox has moved",
+    "1.10": "The recipient's domain accepts no mail",
+    "2.1": "The mailbox is disabled",
+    "2.2": "The mailbox is full",
+    "2.3": "The message is too large for the recipient",
+    "3.4": "The message is too large",
+    "4.1": "The recipient's server did not answer",
+    "4.4": "The recipient's domain cannot be reached",
+    "4.7": "Delivery took too long",
+    "7.1": "Refused by the recipient's server (policy or spam filter)",
+    "7.26": "The recipient's server could not authenticate the sender",
+}
+SUBJECT_WORDS = {
+    "1": "A problem with the address",
+    "2": "A problem with the mailbox",
+    "3": "A problem with the recipient's mail system",
+    "4": "A network or routing problem",
+    "5": "A mail protocol problem",
+    "6": "A problem with the message's content",
+    "7": "Refused for security or policy reasons",
+}
+CLASS_WORDS = {
+    "4": "A temporary failure at the recipient's server",
+    "5": "The recipient's server refused the message",
+}
+BASIC_WORDS = {
+    "421": "The recipient's server is busy",
+    "450": "The mailbox is unavailable for now",
+    "451": "The recipient's server had a local error",
+    "452": "The recipient's server is out of space",
+    "550": "The recipient's server refused the address",
+    "551": "The recipient is not local to that server",
+    "552": "The mailbox is full or the message too large",
+    "553": "The address is not allowed",
+    "554": "Refused by the recipient's server",
+}
+REPLY_AT_START = re.compile(r"^\s*#?([245]\d\d)\b")
+
+
+def describe_diagnostic(diagnostic: str, *, status: str | None = None, smtp_code: int | None = None) -> str:
+    """A bounce in plain words with its codes, "Mailbox does not exist (550 5.1.1)". The codes come from
+    the report (`status`, `smtp_code`) or, failing that, from the server's words."""
+    text = diagnostic or ""
+    enhanced = ENHANCED.search(status or "") or ENHANCED.search(text)
+    code = str(smtp_code) if smtp_code else None
+    if code is None:
+        reply = REPLY_AT_START.search(text)
+        code = reply.group(1) if reply else None
+    words = None
+    if enhanced:
+        klass, subject, detail = enhanced.groups()
+        words = (
+            STATUS_WORDS.get(f"{subject}.{detail}") or SUBJECT_WORDS.get(subject) or CLASS_WORDS.get(klass)
+        )
+    words = words or (BASIC_WORDS.get(code) if code else None) or "The recipient's server gave no reason"
+    codes = " ".join(part for part in (code, ".".join(enhanced.groups()) if enhanced else None) if part)
+    return f"{words} ({codes})" if codes else words
+
+
+BOUNCE_KINDS = {"hard_bounce", "soft_bounce", "deferral"}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str
+    label: str  # "Hard bounce", "Opened"…
+    words: str  # what happened, a sentence; "" when the label says it all
+    diagnostic: str  # the raw text behind it
+
+
+def timeline_entry(event) -> TimelineEntry:
+    """One MessageEvent for the message's page, whatever its kind: the kind's label, and for a bounce
+    its diagnostic in words. Kinds added later (opens, clicks) show their label and their own detail."""
+    label = event.get_kind_display() if hasattr(event, "get_kind_display") else str(event.kind)
+    data = event.data or {}
+    if event.kind in BOUNCE_KINDS:
+        words = describe_diagnostic(
+            event.diagnostic, status=data.get("status"), smtp_code=data.get("smtp_code")
+        )
+    elif event.kind == "spam":
+        words = "The recipient reported this message as spam; the address is now suppressed."
+    else:
+        words = str(data.get("url") or "")
+    return TimelineEntry(
+        at=event.created_at, kind=event.kind, label=label, words=words, diagnostic=event.diagnostic
+    )

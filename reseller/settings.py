@@ -298,6 +298,14 @@ DKIM_ENCRYPTION_KEY = env.str("DKIM_ENCRYPTION_KEY", default="")
 SPF_INCLUDE = env.str("SPF_INCLUDE", default="spf.reseller.example")
 # Bounces come back to bounces+<message id>@BOUNCE_DOMAIN (VERP); unset, the envelope sender is the From.
 BOUNCE_DOMAIN = env.str("BOUNCE_DOMAIN", default="")
+# The bounce listener (manage.py bouncesmtpd): where it listens, the largest report it takes (a DSN with
+# the returned message's headers is a few kB; the parser refuses anything over 1 MB in any case), how
+# many recipients one report may name, and the threads that record reports in the database.
+BOUNCE_SMTP_HOST = env.str("BOUNCE_SMTP_HOST", default="127.0.0.1")
+BOUNCE_SMTP_PORT = env.int("BOUNCE_SMTP_PORT", default=2526)
+BOUNCE_MAX_REPORT_BYTES = env.int("BOUNCE_MAX_REPORT_BYTES", default=512 * 1024)
+BOUNCE_MAX_RECIPIENTS = env.int("BOUNCE_MAX_RECIPIENTS", default=5)
+BOUNCE_WORKER_THREADS = env.int("BOUNCE_WORKER_THREADS", default=4)
 # An address that soft-bounces this many times in this many days is suppressed for that many days.
 SOFT_BOUNCES_TO_SUPPRESS = env.int("SOFT_BOUNCES_TO_SUPPRESS", default=3)
 SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 from functools import lru_cache
 
 import dkim
@@ -47,6 +48,15 @@ def new_selector(now=None) -> str:
     """Selectors name their key's birth (rs20261124a), so a rotation gets a new one and old ones sort."""
     now = now or timezone.now()
     return f"rs{now:%Y%m%d%H%M%S}"
+
+
+def unused_selector(domain: SenderDomain, now=None) -> str:
+    """A selector this domain has not used: a rotation within the same second as the last key (a double
+    click, a retried request) gets a letter after it. Call with the domain's row locked."""
+    base = new_selector(now)
+    taken = set(domain.dkim_keys.filter(selector__startswith=base).values_list("selector", flat=True))
+    candidates = [base, *(f"{base}{letter}" for letter in "abcdefghijklmnopqrstuvwxyz")]
+    return next((c for c in candidates if c not in taken), f"{base}{secrets.token_hex(4)}")
 
 
 def generate_key(domain: SenderDomain, *, selector: str | None = None) -> DkimKey:

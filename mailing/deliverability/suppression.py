@@ -8,7 +8,11 @@ quota. An allowlisted address is never suppressed. The accept path asks once per
 
 from __future__ import annotations
 
-from datetime import datetime
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -16,7 +20,8 @@ from django.utils import timezone
 
 from accounts.audit import record
 from accounts.errors import NotSuppressed, ValidationError
-from accounts.models import Account
+from accounts.models import Account, Membership, User
+from accounts.permissions import require_role
 
 from ..checks import is_valid_address
 from ..models import AllowlistEntry, Suppression
@@ -136,3 +141,162 @@ def allowlist_for(account: Account, *, email: str = "") -> QuerySet[AllowlistEnt
     if email:
         found = found.filter(email__startswith=email.strip().lower())
     return found.order_by("email")
+
+
+# --- the suppressions page: whose list, filters, removal and addition by a person, CSV ----------------
+
+
+def list_owner(account: Account, subaccount_id: int | None) -> Account:
+    """Whose list a page shows: the account's own, or (a master only) one of its subaccounts'. Raises
+    Account.DoesNotExist for anything else (a sibling, another agency's subaccount): the page's 404."""
+    if subaccount_id is None or subaccount_id == account.pk:
+        return account
+    if not account.is_master:
+        raise Account.DoesNotExist("Only a master sees another account's list.")
+    return Account.objects.subaccounts_of(account).get(pk=subaccount_id)
+
+
+EXPIRY_CHOICES = [
+    ("", "In force"),
+    ("permanent", "Permanent"),
+    ("expiring", "Expires later"),
+    ("expired", "Expired"),
+    ("all", "All"),
+]
+
+
+@dataclass(frozen=True)
+class SuppressionFilters:
+    email: str = ""
+    reason: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    expiry: str = ""
+
+    @classmethod
+    def from_query(cls, query) -> SuppressionFilters:
+        reason = query.get("reason", "")
+        expiry = query.get("expiry", "")
+        return cls(
+            email=(query.get("q") or "").strip().lower()[:254],
+            reason=reason if reason in Suppression.Reason.values else "",
+            date_from=_date(query.get("date_from")),
+            date_to=_date(query.get("date_to")),
+            expiry=expiry if expiry in dict(EXPIRY_CHOICES) else "",
+        )
+
+    @property
+    def any(self) -> bool:
+        return bool(self.email or self.reason or self.date_from or self.date_to or self.expiry)
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
+
+
+def filtered_suppressions(owner: Account, filters: SuppressionFilters) -> QuerySet[Suppression]:
+    """`owner`'s list as the page filters it: address contains, reason, added between (UTC days), and
+    in force (the default), permanent, expiring later, expired or all. Newest event first."""
+    now = timezone.now()
+    found = Suppression.objects.filter(account=owner)
+    if filters.email:
+        found = found.filter(email__contains=filters.email)
+    if filters.reason:
+        found = found.filter(reason=filters.reason)
+    if filters.date_from:
+        found = found.filter(created_at__gte=_day_start(filters.date_from))
+    if filters.date_to:
+        found = found.filter(created_at__lt=_day_start(filters.date_to) + timedelta(days=1))
+    found = {
+        "": found.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)),
+        "permanent": found.filter(expires_at__isnull=True),
+        "expiring": found.filter(expires_at__gt=now),
+        "expired": found.filter(expires_at__lte=now),
+        "all": found,
+    }[filters.expiry]
+    return found.order_by("-last_event_at", "-pk")
+
+
+CSV_COLUMNS = ["email", "reason", "detail", "added_at", "last_event_at", "expires_at"]
+
+
+def _csv_safe(value: str) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas, and a bounce's detail is a stranger's."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def suppressions_csv(owner: Account, filters: SuppressionFilters) -> Iterator[str]:
+    """The filtered list as CSV lines, streamed (a list may hold hundreds of thousands of addresses)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+
+    def line(row: list) -> str:
+        out.seek(0)
+        out.truncate()
+        writer.writerow(row)
+        return out.getvalue()
+
+    yield line(CSV_COLUMNS)
+    for entry in filtered_suppressions(owner, filters).iterator(chunk_size=2000):
+        yield line([
+            _csv_safe(entry.email), entry.reason, _csv_safe(entry.detail), entry.created_at.isoformat(),
+            entry.last_event_at.isoformat(), entry.expires_at.isoformat() if entry.expires_at else "",
+        ])  # fmt: skip
+
+
+def _visible_to(account: Account) -> Q:
+    """The lists a person of `account` manages: its own and, for a master, its subaccounts'."""
+    if account.is_master:
+        return Q(account=account) | Q(account__parent=account, account__kind=Account.Kind.SUBACCOUNT)
+    return Q(account=account)
+
+
+def entry_visible_to(account: Account, suppression_id: int) -> Suppression:
+    """One entry of a list `account` manages. Raises Suppression.DoesNotExist for anyone else's."""
+    return Suppression.objects.select_related("account").filter(_visible_to(account)).get(pk=suppression_id)
+
+
+@transaction.atomic(durable=True)
+def remove_suppression(
+    *, actor: User, account: Account, suppression_id: int, real_actor: User | None = None
+) -> Suppression:
+    """A person lifts one entry of a list `account` manages (its own, or a master's subaccount's): mail
+    to the address is accepted again. Raises Suppression.DoesNotExist (no such entry in those lists),
+    PermissionDenied (a viewer)."""
+    entry = (
+        Suppression.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .filter(_visible_to(account))
+        .get(pk=suppression_id)
+    )
+    require_role(actor, account, Membership.Role.ADMIN)
+    entry.delete()
+    record(
+        actor=actor, real_actor=real_actor, account=entry.account, action="suppression.removed",
+        before={"email": entry.email, "reason": entry.reason, "detail": entry.detail[:200]},
+    )  # fmt: skip
+    return entry
+
+
+@transaction.atomic(durable=True)
+def add_suppression(
+    *, actor: User, account: Account, owner: Account, email: str, comment: str = "",
+    real_actor: User | None = None,
+) -> bool:  # fmt: skip
+    """A person adds an address to `owner`'s list by hand (reason `custom`). Returns False when the
+    allowlist keeps it off. Raises PermissionDenied (a viewer), ValidationError (not one address)."""
+    require_role(actor, account, Membership.Role.ADMIN)
+    added = suppress(account=owner, email=email, reason=Suppression.Reason.CUSTOM, detail=comment[:255])
+    if added:
+        record(
+            actor=actor, real_actor=real_actor, account=owner, action="suppression.added",
+            after={"email": _clean(email), "reason": Suppression.Reason.CUSTOM},
+        )  # fmt: skip
+    return added

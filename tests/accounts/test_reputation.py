@@ -51,7 +51,7 @@ def test_usage_older_than_the_window_does_not_count():
 def test_the_master_limit_and_the_subaccounts_override():
     sub = SubaccountFactory()
     sub.parent.auto_pause_rates = {"hard_bounce": 10}
-    assert reputation.limits_for(sub) == {"hard_bounce": 10, "complaint": 0.1}
+    assert reputation.limits_for(sub) == {"hard_bounce": 10, "complaint": 0.1, "window_days": 30}
     sub.auto_pause_rates = {"hard_bounce": 2}
     assert reputation.limits_for(sub)["hard_bounce"] == 2
 
@@ -66,7 +66,7 @@ def test_past_its_limits_a_subaccount_is_paused_once_and_the_agency_told(django_
     sub.refresh_from_db()
     assert sub.status == Account.Status.PAUSED
     event = AuditEvent.objects.get(action="subaccount.auto_paused")
-    assert "hard-bounce rate 6.0 % over the last 500 sends" in event.after["reason"]
+    assert "hard-bounce rate 6.0% over the last 500 sends" in event.after["reason"]
     assert [m.subject for m in mail.outbox] == [f"{sub.name} was paused automatically"]
 
 

@@ -109,6 +109,7 @@ def pages_of(person: str, demo: dict) -> dict[str, str]:
             "archive": "/archive/",
             "archive-message": f"/archive/{demo['archived'].pk}/",
             "domains-customer": "/domains/",
+            "suppressions-customer": "/suppressions/",
             "activity-customer": "/activity/",
             "api-keys-customer": "/api-keys/",
             "password-change": "/accounts/password/change/",
@@ -124,6 +125,10 @@ def pages_of(person: str, demo: dict) -> dict[str, str]:
         "messages": "/messages/",
         "message-detail": f"/messages/{message}/",
         "domains": "/domains/",
+        "suppressions": "/suppressions/",
+        "suppressions-subaccount": f"/suppressions/?account={acme}",
+        "auto-pause": "/auto-pause/",
+        "subaccount-auto-pause": f"/subaccounts/{acme}/auto-pause/",
         "activity": "/activity/",
         "api-keys": "/api-keys/",
     }

@@ -61,7 +61,7 @@ def test_refusals_of_htmx_actions_are_fragments_that_say_why(page, live_server, 
     page.get_by_role("button", name="Verify").click()
     expect(page.get_by_text("Only an owner or admin of Northwind Digital can do that.")).to_be_visible()
     _one_page(page)
-    expect(page.get_by_text("northwind.example", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="northwind.example")).to_be_visible()
 
     open_then_demote("/domains/")
     page.once("dialog", lambda dialog: dialog.accept())

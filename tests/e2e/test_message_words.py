@@ -23,10 +23,14 @@ def test_held_and_failed_messages_read_as_words(page, live_server, demo):
     failed = Message.objects.filter(status=Message.Status.FAILED).first()
     page.goto(f"{live_server.url}/messages/{failed.public_id}/")
     expect(page.get_by_text("Bounced: mailbox does not exist").first).to_be_visible()
-    raw = page.get_by_text("SMTPRecipientsRefused: 550 5.1.1")
+    delivery = page.locator("section", has=page.get_by_role("heading", name="Delivery"))
+    raw = delivery.get_by_text("SMTPRecipientsRefused: 550 5.1.1")
     expect(raw).to_be_hidden()
-    page.get_by_text("Technical details").click()
+    delivery.get_by_text("Technical details").click()
     expect(raw).to_be_visible()
+    # the timeline tells the bounce in words, its codes beside them
+    timeline = page.locator("section", has=page.get_by_role("heading", name="Timeline"))
+    expect(timeline.get_by_text("Mailbox does not exist (550 5.1.1)")).to_be_visible()
 
 
 def test_a_rejected_message_says_why(page, live_server, demo):

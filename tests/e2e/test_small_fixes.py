@@ -60,12 +60,14 @@ def test_verify_is_offered_only_until_a_domain_is_verified_and_no_flash_goes_sta
     page.get_by_role("button", name="Add domain").click()
     added = page.get_by_text("new.example added.")
     expect(added).to_be_visible()
-    verified_row = page.locator("tr", has_text="verified.example")
+    verified_row = page.locator(
+        "section.domain-card", has=page.get_by_role("heading", name="verified.example")
+    )
     expect(verified_row.get_by_text("Verified", exact=True)).to_be_visible()
     expect(verified_row.get_by_role("button", name="Verify")).to_have_count(0)
-    new_row = page.locator("tr", has_text="new.example")
+    new_row = page.locator("section.domain-card", has=page.get_by_role("heading", name="new.example"))
     new_row.get_by_role("button", name="Verify").click()
-    expect(new_row.locator(".errortext")).to_be_visible()
+    expect(new_row.locator(".errortext").first).to_be_visible()
     expect(added).to_have_count(0)  # the flash about adding is gone once something else happened
 
 
@@ -78,10 +80,10 @@ def test_removing_a_domain_and_revoking_a_key_break_no_csp_rule(page, live_serve
     log_in(page, live_server.url, owner.email, PASSWORD)
     page.goto(f"{live_server.url}/domains/")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.locator("tr", has_text="old.example").get_by_role("button", name="Remove").click()
+    page.locator("section.domain-card", has_text="old.example").get_by_role("button", name="Remove").click()
     expect(page.get_by_text("old.example removed")).to_be_visible()
-    expect(page.locator("tr", has_text="old.example")).to_have_count(0)
-    expect(page.locator("tr", has_text="keep.example")).to_have_count(1)
+    expect(page.locator("section.domain-card", has_text="old.example")).to_have_count(0)
+    expect(page.locator("section.domain-card", has_text="keep.example")).to_have_count(1)
     page.goto(f"{live_server.url}/api-keys/")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Revoke").click()

@@ -107,7 +107,9 @@ def test_the_domains_page_and_tenant_isolation(client, dns_server):
     row = client.post(
         reverse("mailing:domain_verify", args=[sender_domain.pk]), HTTP_HX_REQUEST="true"
     ).content.decode()
-    assert "Verified" in row and row.lstrip().startswith(f'<tbody id="domain-{sender_domain.pk}">')
+    assert "Verified" in row and row.lstrip().startswith(
+        f'<section class="card domain-card" id="domain-{sender_domain.pk}"'
+    )
     assert "<header" not in row and 'hx-swap-oob="true"' in row  # a fragment, with the flash beside it
     theirs = SenderDomain.objects.create(account=SubaccountFactory(), domain="theirs.example", token="t")
     assert client.post(reverse("mailing:domain_verify", args=[theirs.pk])).status_code == 404

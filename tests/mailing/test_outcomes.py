@@ -6,6 +6,7 @@ import pytest
 from accounts.models import Usage
 from mailing import delivery
 from mailing.deliverability import outcomes
+from mailing.deliverability.bounces import verp_token
 from mailing.models import Message, MessageEvent, Suppression
 from mailing.sending import OutgoingMessage, Recipient, accept_messages
 from tests.factories import SubaccountFactory
@@ -87,4 +88,4 @@ def test_the_envelope_sender_names_the_message_when_a_bounce_domain_is_set(smtp_
     sub = SubaccountFactory()
     [result] = _send(sub, "a@example.test")
     _deliver([result])
-    assert smtp_sink.received[0].mail_from == f"bounces+{result.id}@bounce.reseller.test"
+    assert smtp_sink.received[0].mail_from == f"bounces+{verp_token(result.id)}@bounce.reseller.test"
