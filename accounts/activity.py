@@ -39,6 +39,13 @@ SENTENCES = {
     "domain.verified": "Sending domain verified",
     "domain.removed": "Sending domain removed",
     "domain.shared": "Sending domain sharing changed",
+    "domain.verification_failed": "Sending domain verification failed",
+    "limit.alert": "Near-limit alert sent",
+    "webhook.added": "Webhook added",
+    "webhook.updated": "Webhook changed",
+    "webhook.deleted": "Webhook deleted",
+    "webhook.key_reset": "Webhook key reset",
+    "webhook.disabled": "Webhook disabled after a day of failures",
 }
 FIELD_NAMES = {
     "name": "Name",
