@@ -235,7 +235,7 @@ def test_a_url_that_fails_both_checks_is_refused_with_a_clear_error(master_admin
     receiver.head_status = 404
     receiver.replies = [500]
 
-    with pytest.raises(ValidationError, match="did not accept the check.*Answered 404.*Answered 500"):
+    with pytest.raises(ValidationError, match=r"did not accept the check.*Answered 404.*Answered 500"):
         _add(master, admin, receiver.url)
     assert not Webhook.objects.exists()
 

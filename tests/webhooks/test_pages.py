@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin_client(client, master_admin):
-    master, admin = master_admin
+    _, admin = master_admin
     client.force_login(admin)
     return client
 
