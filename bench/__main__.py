@@ -5,7 +5,7 @@ import platform
 import sys
 import time
 
-MODULES = ["list_page", "accept", "api_http", "smtp", "templates"]
+MODULES = ["list_page", "accept", "api_http", "smtp", "templates", "webhooks"]
 
 
 def main() -> int:

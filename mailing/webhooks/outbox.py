@@ -33,6 +33,7 @@ from .hooks import FORM_CONTENT_TYPE, events_json, shown_url
 logger = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 30
+MESSAGE_BODY = ("message__text", "message__html", "message__attachments", "message__headers")
 LONGEST_RETRY_SECONDS = 3600
 
 
@@ -81,7 +82,10 @@ def next_batch(webhook: Webhook, *, now: datetime) -> Batch:
             MessageEvent.objects.filter(
                 account_id__in=_senders(webhook), kind__in=kinds, pk__gt=webhook.message_cursor,
                 created_at__lte=settled,
-            ).select_related("message", "message__account").order_by("pk")[:size]
+            )
+            .select_related("message", "message__account")
+            .defer(*MESSAGE_BODY)  # events need the envelope, never the content
+            .order_by("pk")[:size]
         )  # fmt: skip
     account_events = []
     if actions and webhook.account.is_master:
