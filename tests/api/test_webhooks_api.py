@@ -110,6 +110,8 @@ def test_a_subaccounts_key_cannot_ask_for_account_events(live_server, subaccount
 def test_key_reset_is_our_extension(live_server, master_key, receiver):
     official = _client(live_server, master_key[1])
     added = official.webhooks.add({"url": receiver.url})
-    reset = official.api_client.call_api("/webhooks/key-reset", "POST", body={"id": added["id"], "key": master_key[1]})
+    reset = official.api_client.call_api(
+        "/webhooks/key-reset", "POST", body={"id": added["id"], "key": master_key[1]}
+    )
     assert reset["id"] == added["id"] and reset["auth_key"] != added["auth_key"]
     assert official.webhooks.info({"id": added["id"]})["auth_key"] == reset["auth_key"]
