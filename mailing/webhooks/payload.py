@@ -126,7 +126,9 @@ def account_event(audit: AuditEvent) -> dict:
             "kind": account.kind if account else None,
             "status": account.status if account else None,
         },
-        "subaccount": account.public_id if account and account.is_subaccount else None,
+        # The agency's subaccount it was about (a renewed one included: it was theirs then); None for the
+        # master's own events (its domains).
+        "subaccount": account.public_id if account and account.pk != audit.master_id else None,
         "actor": audit.actor_label or "system",
         "before": audit.before,
         "after": audit.after,

@@ -467,3 +467,52 @@ def test_account_events_reach_a_masters_webhook(master_admin, receiver):
     events = [e for p in receiver.posts() for e in _events_of(p)]
     assert [e["event"] for e in events] == ["account.paused", "account.resumed", "account.closed"]
     assert all(e["subaccount"] == sub.public_id and isinstance(e["ts"], int) for e in events)
+
+
+def test_a_webhook_held_by_another_run_is_left_alone(master_admin, receiver):
+    master, admin = master_admin
+    webhook = _add(master, admin, receiver.url)
+    make_event(master, Kind.SEND)
+    Webhook.objects.filter(pk=webhook.pk).update(claimed_until=timezone.now() + timedelta(minutes=1))
+
+    assert outbox.deliver(webhook.pk).delivered == 0 and receiver.posts() == []
+    assert webhook.pk not in outbox.due_webhooks()
+
+
+def test_a_run_hands_over_after_its_batches(master_admin, receiver, settings, monkeypatch):
+    master, admin = master_admin
+    settings.WEBHOOK_BATCH_SIZE, settings.WEBHOOK_BATCHES_PER_RUN = 2, 2
+    webhook = _add(master, admin, receiver.url)
+    for i in range(5):
+        make_event(master, Kind.SEND, to=f"r{i}@example.test")
+
+    report = outbox.deliver(webhook.pk)
+    assert (report.delivered, report.more) == (4, True)
+    report = outbox.deliver(webhook.pk)
+    assert (report.delivered, report.more) == (1, False)
+
+
+def test_the_sweep_runs_due_webhooks_and_skips_waiting_ones(master_admin, receiver):
+    from mailing.webhooks.tasks import sweep_webhooks
+
+    master, admin = master_admin
+    due = _add(master, admin, receiver.url)
+    waiting = _add(master, admin, receiver.url + "?later")
+    Webhook.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    make_event(master, Kind.SEND)
+
+    assert sweep_webhooks.apply().get() == 1
+
+    assert [p.path for p in receiver.posts()] == ["/hook"]
+    due.refresh_from_db()
+    assert due.events_sent == 1
+
+
+def test_events_settle_before_they_are_sent(master_admin, receiver, settings):
+    master, admin = master_admin
+    settings.WEBHOOK_SETTLE_SECONDS = 60
+    webhook = _add(master, admin, receiver.url)
+    make_event(master, Kind.SEND)
+    assert outbox.deliver(webhook.pk).delivered == 0
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        assert outbox.deliver(webhook.pk).delivered == 1
