@@ -146,11 +146,13 @@ def update_webhook(
         check_url(url)
     with transaction.atomic(durable=True):
         webhook = Webhook.objects.for_account(account).select_for_update().get(pk=webhook_id)
+        before_url = webhook.url
         before = {"url": shown_url(webhook.url), "events": webhook.events, "description": webhook.description}
         webhook.url, webhook.description, webhook.events = url, description, events
         if include_subaccounts is not None:
             webhook.include_subaccounts = include_subaccounts
-        if webhook.disabled_at:
+        if webhook.disabled_at or url != before_url:
+            # Turned back on, or pointed at a (checked) new receiver: no reason to wait out the old backoff.
             webhook.disabled_at = webhook.failing_since = webhook.next_attempt_at = None
             webhook.attempts = 0
         webhook.save()

@@ -516,3 +516,30 @@ def test_events_settle_before_they_are_sent(master_admin, receiver, settings):
     assert outbox.deliver(webhook.pk).delivered == 0
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
         assert outbox.deliver(webhook.pk).delivered == 1
+
+
+def test_a_new_url_is_tried_at_once_not_after_the_old_backoff(master_admin, receiver):
+    master, admin = master_admin
+    webhook = _add(master, admin, receiver.url)
+    Webhook.objects.filter(pk=webhook.pk).update(
+        next_attempt_at=timezone.now() + timedelta(hours=1), attempts=7, failing_since=timezone.now()
+    )
+    make_event(master, Kind.SEND)
+
+    hooks.update_webhook(actor=admin, account=master, webhook_id=webhook.pk, url=receiver.url + "?fixed")
+
+    assert outbox.deliver(webhook.pk).delivered == 1
+    assert receiver.posts()[0].path == "/hook?fixed"
+
+
+def test_the_admin_shows_a_webhooks_attempts(client, master_admin, receiver):
+    from tests.factories import UserFactory
+
+    master, admin = master_admin
+    webhook = _add(master, admin, receiver.url)
+    outbox.send_test_batch(actor=admin, account=master, webhook_id=webhook.pk)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    page = client.get(f"/admin/mailing/webhook/{webhook.pk}/change/")
+
+    assert page.status_code == 200 and "test" in page.content.decode()
