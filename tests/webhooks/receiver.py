@@ -35,7 +35,9 @@ class Receiver:
         return [r for r in self.requests if r.method == "POST"]
 
 
-def start(receiver: Receiver) -> ThreadingHTTPServer:
+def start(receiver: Receiver, tls=None) -> ThreadingHTTPServer:
+    """Serve on loopback (HTTPS with `tls`, an ssl.SSLContext holding the server's certificate)."""
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -76,6 +78,9 @@ def start(receiver: Receiver) -> ThreadingHTTPServer:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    receiver.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/hook"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
