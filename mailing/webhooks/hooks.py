@@ -14,7 +14,7 @@ from django.db.models import Max, QuerySet
 from accounts.audit import record
 from accounts.errors import ValidationError
 from accounts.models import Account, AuditEvent, Membership, User
-from accounts.permissions import ApiCaller, require_role
+from accounts.permissions import ApiCaller, require_not_impersonating, require_role
 
 from ..models import MessageEvent, Webhook, WebhookAttempt, new_webhook_key
 from . import signing, transport
@@ -179,10 +179,12 @@ def delete_webhook(
 def reset_webhook_key(
     *, actor: Actor, account: Account, webhook_id: int, real_actor: User | None = None
 ) -> Webhook:
-    """A new auth_key: from the next POST on, receivers must check against it. Raises Webhook.DoesNotExist,
+    """A new auth_key: from the next POST on, receivers must check against it. A key is a secret of the
+    account's own people, so an agency visiting as the owner may not make one. Raises Webhook.DoesNotExist,
     PermissionDenied."""
     webhook = Webhook.objects.for_account(account).select_for_update().get(pk=webhook_id)
     require_role(actor, account, Membership.Role.ADMIN)
+    require_not_impersonating(real_actor, "Resetting a webhook key")
     webhook.auth_key = new_webhook_key()
     webhook.save(update_fields=["auth_key"])
     record(actor=actor, real_actor=real_actor, account=account, action="webhook.key_reset",

@@ -543,3 +543,12 @@ def test_the_admin_shows_a_webhooks_attempts(client, master_admin, receiver):
     page = client.get(f"/admin/mailing/webhook/{webhook.pk}/change/")
 
     assert page.status_code == 200 and "test" in page.content.decode()
+
+
+def test_an_agency_visiting_as_the_owner_cannot_reset_a_webhook_key(master_admin, receiver):
+    master, admin = master_admin
+    sub = SubaccountFactory(parent=master)
+    owner = MembershipFactory(account=sub, role=Membership.Role.OWNER).user
+    webhook = _add(sub, owner, receiver.url)
+    with pytest.raises(PermissionDenied, match="logged in as someone else"):
+        hooks.reset_webhook_key(actor=owner, account=sub, webhook_id=webhook.pk, real_actor=admin)
