@@ -285,8 +285,9 @@ WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=64 * 
 # A webhook failing for this long is disabled and its account's admins are emailed.
 WEBHOOK_DISABLE_AFTER_HOURS = env.int("WEBHOOK_DISABLE_AFTER_HOURS", default=24)
 # Events younger than this wait for the next run: a transaction that took an earlier id may not have
-# committed yet, and the cursor must not pass it (see docs/architecture.md, Webhooks).
-WEBHOOK_SETTLE_SECONDS = env.float("WEBHOOK_SETTLE_SECONDS", default=5.0)
+# committed yet, and the cursor must not pass it (see docs/architecture.md, Webhooks). With eager Celery
+# (the embedded set-up: no broker, no beat) nothing can wait, so nothing does.
+WEBHOOK_SETTLE_SECONDS = env.float("WEBHOOK_SETTLE_SECONDS", default=0.0 if CELERY_TASK_ALWAYS_EAGER else 5.0)
 WEBHOOK_ATTEMPT_RETENTION_DAYS = env.int("WEBHOOK_ATTEMPT_RETENTION_DAYS", default=14)
 # Loopback receivers (tests, a receiver on the developer's machine). Never in production.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = not PRODUCTION and env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=True)
