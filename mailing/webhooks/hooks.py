@@ -196,7 +196,7 @@ def shown_url(url: str) -> str:
     """The URL as the audit trail keeps it: without a password in it."""
     target = transport.parse_url(url) if url else None
     if target and target.password:
-        return str(target.url.copy_with(password="***"))  # nosec B106 - a mask, not a password
+        return str(target.url.copy_with(username=target.username, password="***"))  # nosec B106 - a mask
     return url
 
 

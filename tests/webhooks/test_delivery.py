@@ -552,3 +552,28 @@ def test_an_agency_visiting_as_the_owner_cannot_reset_a_webhook_key(master_admin
     webhook = _add(sub, owner, receiver.url)
     with pytest.raises(PermissionDenied, match="logged in as someone else"):
         hooks.reset_webhook_key(actor=owner, account=sub, webhook_id=webhook.pk, real_actor=admin)
+
+
+def test_a_password_in_the_url_stays_out_of_the_trail_and_the_email(
+    master_admin, receiver, django_capture_on_commit_callbacks
+):
+    from accounts.models import AuditEvent
+
+    master, admin = master_admin
+    url = receiver.url.replace("http://", "http://hook:s3cret@")
+    webhook = _add(master, admin, url)
+    make_event(master, Kind.SEND)
+    receiver.replies = [500] * 5
+    with (
+        time_machine.travel(timezone.now(), tick=False) as clock,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        outbox.deliver(webhook.pk)
+        clock.shift(timedelta(hours=25))
+        outbox.deliver(webhook.pk)
+
+    assert receiver.posts()[0].headers["Authorization"].startswith("Basic ")
+    trail = list(AuditEvent.objects.filter(action__startswith="webhook.").values_list("after", flat=True))
+    assert trail and all("s3cret" not in str(after) and "***" in after["url"] for after in trail)
+    [notice] = [m for m in mail.outbox if "turned off" in m.subject]
+    assert "s3cret" not in notice.body and "hook:***@" in notice.body
