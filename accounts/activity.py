@@ -51,6 +51,13 @@ SENTENCES = {
     "allowlist.removed": "Address removed from the allowlist",
     "auto_pause.rates_changed": "Auto-pause limits changed",
     "subaccount.auto_paused": "Sending paused automatically",
+    "domain.verification_failed": "Sending domain verification failed",
+    "limit.alert": "Near-limit alert sent",
+    "webhook.added": "Webhook added",
+    "webhook.updated": "Webhook changed",
+    "webhook.deleted": "Webhook deleted",
+    "webhook.key_reset": "Webhook key reset",
+    "webhook.disabled": "Webhook disabled after a day of failures",
 }
 FIELD_NAMES = {
     "name": "Name",

@@ -61,6 +61,10 @@ def check_limit_alerts(*, account: Account, now: datetime | None = None) -> list
         except IntegrityError:
             continue  # announced already (perhaps by a concurrent send)
         created.append(alert)
+        # In the trail, where the agency's webhooks read it (`account.limit_alert`).
+        record(actor=None, account=account, action="limit.alert",
+               after={"threshold": threshold, "usage": used, "limit": account.monthly_limit,
+                      "month": month.isoformat()})  # fmt: skip
     if created:
         top = max(created, key=lambda alert: alert.threshold)
         transaction.on_commit(lambda: emails.send_limit_alert(account=account, alert=top))

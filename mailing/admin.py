@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from accounts.admin import ReadOnlyAdmin
 
-from .models import ApiKey, ArchivedMessage, Message, SenderDomain
+from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Webhook, WebhookAttempt
 
 
 @admin.register(ApiKey)
@@ -44,3 +44,39 @@ class SenderDomainAdmin(admin.ModelAdmin):
     list_select_related = ["account"]
     readonly_fields = ["token", "created_at", "last_checked_at", "last_error"]
     filter_horizontal = ["shared_with"]
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ["created_at", "kind", "events", "status_code", "error", "duration_ms"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    ordering = ["-created_at"]
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """Operators see why a webhook fails and may turn one back on (clear `disabled_at`); the key and the
+    cursors are delivery's, not to be edited by hand."""
+
+    list_display = [
+        "url",
+        "account",
+        "events_sent",
+        "last_sent_at",
+        "failing_since",
+        "disabled_at",
+        "last_error",
+    ]
+    list_filter = ["disabled_at", "include_subaccounts"]
+    search_fields = ["url", "account__name", "account__public_id"]
+    list_select_related = ["account"]
+    readonly_fields = [
+        "account", "auth_key", "created_at", "last_sent_at", "batches_sent", "events_sent", "last_error",
+        "message_cursor", "account_cursor", "attempts", "claimed_until",
+    ]  # fmt: skip
+    inlines = [WebhookAttemptInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # added through the dashboard or the API, which check the URL first

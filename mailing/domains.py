@@ -173,6 +173,10 @@ def verify_domain(
         if newly_verified:
             record(actor=actor, real_actor=real_actor, account=account, action="domain.verified",
                    after={"domain": sender_domain.domain})  # fmt: skip
+        elif error and sender_domain.verified_at is None:
+            # In the trail (and so to the agency's webhooks, `domain.verification_failed`): why it failed.
+            record(actor=actor, real_actor=real_actor, account=account, action="domain.verification_failed",
+                   after={"domain": sender_domain.domain, "error": error})  # fmt: skip
     return sender_domain
 
 

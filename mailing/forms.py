@@ -32,3 +32,24 @@ class TemplateForm(forms.Form):
     def add_domain_error(self, exc) -> None:
         field = exc.field if getattr(exc, "field", None) in self.fields else None
         self.add_error(field, exc.message)
+
+
+class WebhookForm(forms.Form):
+    url = forms.CharField(
+        max_length=2000, label="URL", help_text="We check it answers (HEAD, or a test POST) before saving."
+    )
+    description = forms.CharField(max_length=200, required=False)
+    events = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, required=False)
+    include_subaccounts = forms.BooleanField(
+        required=False, label="Also my subaccounts' message events (each carries msg.subaccount)"
+    )
+
+    def __init__(self, *args, event_choices: list[str], is_master: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["events"].choices = [(name, name) for name in event_choices]
+        if not is_master:
+            del self.fields["include_subaccounts"]
+
+    def add_domain_error(self, exc) -> None:
+        field = exc.field if getattr(exc, "field", None) in self.fields else None
+        self.add_error(field, exc.message)

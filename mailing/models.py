@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.db import models
@@ -410,7 +411,78 @@ class MessageEvent(models.Model):
         indexes = [
             models.Index(fields=["message", "created_at"], name="event_message"),
             models.Index(fields=["account", "-created_at"], name="event_account_created"),
+            # webhooks read an account's events in id order, after their cursor
+            models.Index(fields=["account", "id"], name="event_account_id"),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.message_id}"
+
+
+class WebhookQuerySet(models.QuerySet["Webhook"]):
+    def for_account(self, account: Account) -> WebhookQuerySet:
+        return self.filter(account=account)
+
+
+def new_webhook_key() -> str:
+    """22 URL-safe characters, like Mandrill's keys (ASCII: receivers such as anymail encode it so)."""
+    return secrets.token_urlsafe(16)[:22]
+
+
+class Webhook(models.Model):
+    """Where an account wants its events POSTed, in Mandrill's format and signature. Delivery walks two
+    cursors, one over MessageEvent ids and one over the audit trail's ids (account events), so a webhook
+    owes exactly the events after them; nothing is copied per webhook."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.CharField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list, help_text="Mandrill's event names, and our account.* ones.")
+    include_subaccounts = models.BooleanField(
+        default=False, help_text="A master's webhook: its subaccounts' message events too."
+    )
+    auth_key = models.CharField(max_length=22, default=new_webhook_key)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True, help_text="The last successful POST.")
+    batches_sent = models.PositiveIntegerField(default=0)
+    events_sent = models.PositiveBigIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    message_cursor = models.BigIntegerField(default=0, help_text="The last MessageEvent id delivered.")
+    account_cursor = models.BigIntegerField(default=0, help_text="The last AuditEvent id delivered.")
+    failing_since = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Failed POSTs of the batch now owed.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True, help_text="A worker is posting until then.")
+    disabled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.account})"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a batch (or a check, or a test): what the page shows as the last deliveries. Purged
+    after WEBHOOK_ATTEMPT_RETENTION_DAYS."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="attempts_made")
+    created_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=10, default="batch", help_text="batch, test or check")
+    events = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["webhook", "-created_at"], name="webhook_attempt_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to webhook {self.webhook_id}: {self.error or self.status_code}"
+
+    @property
+    def ok(self) -> bool:
+        return not self.error

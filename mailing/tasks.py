@@ -9,6 +9,10 @@ from django.core.mail import mailers
 
 from . import archive, delivery, idempotency
 from .product_email import deserialize_email
+from .webhooks.tasks import deliver_webhook, purge_webhook_attempts, sweep_webhooks
+
+# Webhook delivery's tasks live in their package; imported here so that Celery's discovery finds them.
+__all__ = ["deliver_webhook", "purge_webhook_attempts", "sweep_webhooks"]
 
 logger = logging.getLogger(__name__)
 

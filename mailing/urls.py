@@ -28,4 +28,7 @@ urlpatterns = [
     path("templates/<str:slug>/", views.template_edit, name="template_edit"),
     path("templates/<str:slug>/preview/", views.template_preview, name="template_preview"),
     path("templates/<str:slug>/<str:action>/", views.template_action, name="template_action"),
+    path("webhooks/", views.webhook_list, name="webhook_list"),
+    path("webhooks/<int:pk>/", views.webhook_edit, name="webhook_edit"),
+    path("webhooks/<int:pk>/<str:action>/", views.webhook_action, name="webhook_action"),
 ]

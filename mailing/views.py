@@ -19,8 +19,18 @@ from accounts.validation import clean_search
 
 from . import archive, domains, keys, scheduling, selectors, templates, wording
 from .deliverability import suppression
-from .forms import TemplateForm
-from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Suppression, Template
+from .forms import TemplateForm, WebhookForm
+from .models import (
+    ApiKey,
+    ArchivedMessage,
+    Message,
+    MessageEvent,
+    SenderDomain,
+    Suppression,
+    Template,
+    Webhook,
+)
+from .webhooks import hooks, outbox
 
 NEW_KEY_SESSION = "mailing_new_api_key"
 
@@ -521,6 +531,85 @@ def suppression_csv(request):
     return response
 
 
+# --- webhooks -----------------------------------------------------------------------------------------
+
+
+def _webhook_form(request, data=None, initial=None) -> WebhookForm:
+    return WebhookForm(
+        data, initial=initial, event_choices=hooks.event_choices(request.account),
+        is_master=request.account.is_master,
+    )  # fmt: skip
+
+
+def _webhook_fields(form: WebhookForm) -> dict:
+    return {
+        "url": form.cleaned_data["url"],
+        "description": form.cleaned_data["description"],
+        "events": form.cleaned_data["events"],
+        "include_subaccounts": form.cleaned_data.get("include_subaccounts", False),
+    }
+
+
+@account_required
+def webhook_list(request):
+    form = _webhook_form(request, request.POST or None, initial={"events": MessageEvent.Kind.values})
+    if request.method == "POST" and form.is_valid():
+        try:
+            webhook = hooks.add_webhook(
+                actor=request.user,
+                account=request.account,
+                real_actor=real_user(request),
+                **_webhook_fields(form),
+            )
+        except ValidationError as exc:
+            form.add_domain_error(exc)
+        except DomainError as exc:
+            flash.error(request, exc.message)
+        else:
+            flash.success(request, f"Webhook added. Events go to {webhook.url} from now on.")
+            return redirect("mailing:webhook_list")
+    webhooks = list(hooks.webhooks_for(request.account).prefetch_related("attempts_made"))
+    context = {"webhooks": webhooks, "form": form, "nav": "webhooks"}
+    return render(request, "mailing/webhooks.html", context)
+
+
+def _own_webhook(request, pk: int) -> Webhook:
+    try:
+        return hooks.webhook_of(request.account, pk)
+    except Webhook.DoesNotExist:
+        raise Http404("No such webhook.") from None
+
+
+@account_required
+def webhook_edit(request, pk: int):
+    webhook = _own_webhook(request, pk)
+    initial = {
+        "url": webhook.url, "description": webhook.description, "events": webhook.events,
+        "include_subaccounts": webhook.include_subaccounts,
+    }  # fmt: skip
+    form = _webhook_form(request, request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            hooks.update_webhook(
+                actor=request.user, account=request.account, webhook_id=pk, real_actor=real_user(request),
+                **_webhook_fields(form),
+            )  # fmt: skip
+        except Webhook.DoesNotExist:
+            raise Http404("No such webhook.") from None
+        except ValidationError as exc:
+            form.add_domain_error(exc)
+        except DomainError as exc:
+            flash.error(request, exc.message)
+        else:
+            flash.success(request, "Webhook saved.")
+            return redirect("mailing:webhook_list")
+    context = {"webhook": webhook, "form": form, "nav": "webhooks"}
+    return render(request, "mailing/webhook_form.html", context)
+
+
+WEBHOOK_ACTIONS = {"reset-key", "test", "delete"}
+
+
 @require_POST
 @account_required
 def suppression_remove(request, pk: int):
@@ -540,3 +629,32 @@ def suppression_remove(request, pk: int):
     if request.htmx:
         return HttpResponse("")  # the row goes; the flash comes out of band
     return redirect(_suppressions_url(entry.account, request))
+
+
+def webhook_action(request, pk: int, action: str):
+    """Reset the key, send a test batch, or delete; htmx gets the webhook's row back (none once deleted)."""
+    if action not in WEBHOOK_ACTIONS:
+        raise Http404("No such action.")
+    arguments = {"actor": request.user, "account": request.account, "webhook_id": pk}
+    try:
+        if action == "reset-key":
+            hooks.reset_webhook_key(real_actor=real_user(request), **arguments)
+            flash.success(request, "New key made. Receivers must check signatures against it from now on.")
+        elif action == "test":
+            outcome = outbox.send_test_batch(**arguments)
+            if outcome.ok:
+                flash.success(request, f"Test batch accepted ({outcome.status}).")
+            else:
+                flash.error(request, f"Test batch failed: {outcome.error}")
+        else:
+            hooks.delete_webhook(real_actor=real_user(request), **arguments)
+            flash.success(request, "Webhook deleted.")
+            return HttpResponse("") if request.htmx else redirect("mailing:webhook_list")
+    except Webhook.DoesNotExist:
+        raise Http404("No such webhook.") from None
+    except DomainError as exc:
+        flash.error(request, exc.message)
+    if request.htmx:
+        webhook = _own_webhook(request, pk)
+        return render(request, "mailing/webhooks.html#webhook-row", {"webhook": webhook})
+    return redirect("mailing:webhook_list")

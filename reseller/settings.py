@@ -281,7 +281,31 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=41),
     },
     "scan-limit-alerts": {"task": "accounts.tasks.scan_limit_alerts", "schedule": crontab(minute="*/15")},
+    # Webhooks: what the after-commit enqueue missed (a lost broker message, a retry that is due).
+    "sweep-webhooks": {"task": "mailing.webhooks.tasks.sweep_webhooks", "schedule": 30.0},
+    "purge-webhook-attempts": {
+        "task": "mailing.webhooks.tasks.purge_webhook_attempts",
+        "schedule": crontab(minute=23, hour=4),
+    },
 }
+
+# --- Webhooks ----------------------------------------------------------------------------------------
+# Events per POST (Mandrill sends at most 1000).
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=1000)
+# Batches one delivery run posts before it hands over to a new task (so one busy webhook cannot hold a
+# worker for long).
+WEBHOOK_BATCHES_PER_RUN = env.int("WEBHOOK_BATCHES_PER_RUN", default=10)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=64 * 1024)
+# A webhook failing for this long is disabled and its account's admins are emailed.
+WEBHOOK_DISABLE_AFTER_HOURS = env.int("WEBHOOK_DISABLE_AFTER_HOURS", default=24)
+# Events younger than this wait for the next run: a transaction that took an earlier id may not have
+# committed yet, and the cursor must not pass it (see docs/architecture.md, Webhooks). With eager Celery
+# (the embedded set-up: no broker, no beat) nothing can wait, so nothing does.
+WEBHOOK_SETTLE_SECONDS = env.float("WEBHOOK_SETTLE_SECONDS", default=0.0 if CELERY_TASK_ALWAYS_EAGER else 5.0)
+WEBHOOK_ATTEMPT_RETENTION_DAYS = env.int("WEBHOOK_ATTEMPT_RETENTION_DAYS", default=14)
+# Loopback receivers (tests, a receiver on the developer's machine). Never in production.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = not PRODUCTION and env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=True)
 
 # --- Sending -----------------------------------------------------------------------------------------
 HELD_MAX_HOURS = env.int("HELD_MAX_HOURS", default=72)

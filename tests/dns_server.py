@@ -10,10 +10,12 @@ import dns.rrset
 
 
 class LocalDNS:
-    """Answers TXT queries from `records` ({name: [values]}); names in `silent` get no answer at all."""
+    """Answers TXT queries from `records` ({name: [values]}) and A/AAAA queries from `addresses`
+    ({name: [ip, ...]}); names in `silent` get no answer at all."""
 
     def __init__(self):
         self.records: dict[str, list[str]] = {}
+        self.addresses: dict[str, list[str]] = {}
         self.silent: set[str] = set()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -35,6 +37,13 @@ class LocalDNS:
                 continue
             response = dns.message.make_response(query)
             values = self.records.get(name)
+            if question.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) and name in self.addresses:
+                kind = "A" if question.rdtype == dns.rdatatype.A else "AAAA"
+                found = [ip for ip in self.addresses[name] if (":" in ip) == (kind == "AAAA")]
+                if found:
+                    response.answer.append(dns.rrset.from_text(question.name, 60, "IN", kind, *found))
+                self.sock.sendto(response.to_wire(), peer)
+                continue
             if values is None:
                 response.set_rcode(dns.rcode.NXDOMAIN)
             elif question.rdtype == dns.rdatatype.TXT:

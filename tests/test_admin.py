@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
     "model",
     ["accounts/account", "accounts/user", "accounts/membership", "accounts/invitation", "accounts/auditevent",
      "accounts/usage", "accounts/limitalert", "mailing/apikey", "mailing/message", "mailing/archivedmessage",
-     "mailing/senderdomain"],
+     "mailing/senderdomain", "mailing/webhook"],
 )  # fmt: skip
 def test_every_changelist_opens_for_an_operator(client, model):
     sub, owner = subaccount_with_owner()

@@ -27,7 +27,7 @@ from accounts.errors import (
 )
 
 from .. import keys
-from . import messages, rejects, senders, subaccounts, templates, users  # noqa: F401  (each registers its handlers)
+from . import messages, rejects, senders, subaccounts, templates, users, webhooks  # noqa: F401  (each registers its handlers)
 from .registry import HANDLERS, is_mandrill_call
 from .wire import MAX_NESTING, ApiError, Call, check_storable, error_response, invalid
 

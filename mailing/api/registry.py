@@ -35,7 +35,8 @@ MANDRILL_CALLS: dict[str, set[str]] = {
         "list", "domains", "add-domain", "check-domain", "verify-domain", "delete-domain", "info",
         "time-series",
     },
-    "webhooks": {"list", "add", "info", "update", "delete"},
+    # key-reset is our extension (Mandrill resets a webhook's key on its page only).
+    "webhooks": {"list", "add", "info", "update", "delete", "key-reset"},
     "urls": {
         "list", "search", "time-series", "tracking-domains", "add-tracking-domain", "check-tracking-domain",
         "delete-tracking-domain",

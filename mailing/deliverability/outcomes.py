@@ -16,6 +16,7 @@ from accounts import reputation
 from accounts.quota import count_outcome
 
 from ..models import Message, MessageEvent
+from ..webhooks.tasks import events_recorded
 from . import suppression
 
 Kind = MessageEvent.Kind
@@ -35,6 +36,7 @@ def record_delivered(messages: list[Message], *, at: datetime) -> None:
         MessageEvent(message=m, account_id=m.account_id, kind=Kind.SEND, created_at=at) for m in messages
     )
     by_account = Counter(m.account_id for m in messages)
+    events_recorded(by_account.keys())
     accounts = {m.account_id: m.account for m in messages}
     for account_id, n in by_account.items():
         count_outcome(account=accounts[account_id], outcome="delivered", n=n, now=at)
@@ -58,6 +60,7 @@ def record_bounce(
         message=message, account_id=message.account_id, kind=kind, created_at=now, diagnostic=diagnostic[:1000],
         data=data or {},
     )  # fmt: skip
+    events_recorded({message.account_id})
     counter, reason = OUTCOME_OF[kind]
     if kind == Kind.HARD_BOUNCE:
         message.status = Message.Status.BOUNCED
