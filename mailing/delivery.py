@@ -163,12 +163,9 @@ def _record_failure(message: Message, exc: Exception, report: DeliveryReport) ->
         logger.info("Message %s failed for good: %s", message.public_id, error)
         return
     delay = backoff_seconds(message.attempts)
-    claimed.update(
-        status=Message.Status.QUEUED,
-        claim=None,
-        last_error=error,
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
-    )
+    retry_at = timezone.now() + timedelta(seconds=delay)
+    if claimed.update(status=Message.Status.QUEUED, claim=None, last_error=error, next_attempt_at=retry_at):
+        outcomes.record_deferral(message, diagnostic=error, retry_at=retry_at)
     report.retry += 1
     report.retry_in = delay if report.retry_in is None else min(report.retry_in, delay)
 

@@ -35,6 +35,9 @@ DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-never-use-in-production")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Where recipients' mail clients reach the tracking pixel, tracked links and unsubscribe links
+# (mailing/tracking/): this site unless a separate host serves /t/.
+TRACKING_BASE_URL = env.str("TRACKING_BASE_URL", default=SITE_URL).rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [

@@ -105,14 +105,15 @@ def test_failed_auth_is_throttled_per_ip(server, accounts):
     assert throttled.value.smtp_code == 454
 
 
-def test_over_quota_is_refused_at_data_and_nothing_is_stored(server, accounts):
+def test_over_quota_is_refused_at_data_and_nothing_is_queued(server, accounts):
     Usage.objects.create(account=accounts["sub"], billed_to=accounts["master"], window=Usage.Window.MONTH,
                          start=__import__("accounts.quota", fromlist=["x"]).month_start(), sent=5)  # fmt: skip
     with pytest.raises(smtplib.SMTPDataError) as refused:
         _send(server, "shop", accounts["sub_key"], _email())
     assert refused.value.smtp_code == 550
     assert b"monthly-limit-reached" in refused.value.smtp_error
-    assert not Message.objects.exists()
+    # The refusal is on record for the log (no body), never queued.
+    assert set(Message.objects.values_list("status", "html", "text")) == {(Message.Status.REJECTED, "", "")}
 
 
 def test_a_paused_account_is_accepted_and_held(server, accounts):
@@ -173,7 +174,9 @@ def test_concurrent_smtp_clients_never_pass_the_limit(server, accounts):
     for thread in threads:
         thread.join()
     assert len(accepted) == 5 and len(refused) == 13
-    assert Message.objects.filter(account=accounts["sub"]).count() == 5
+    assert (
+        Message.objects.filter(account=accounts["sub"]).exclude(status=Message.Status.REJECTED).count() == 5
+    )
 
 
 @pytest.fixture
@@ -214,7 +217,9 @@ def test_an_unverified_from_domain_is_refused_unsigned(server, accounts):
         _send(server, "shop", accounts["sub_key"], _email())
     assert refused.value.smtp_code == 550 and b"unsigned" in refused.value.smtp_error
     assert b"orders@shop.test" in refused.value.smtp_error
-    assert not Message.objects.exists()
+    assert set(Message.objects.values_list("status", "reject_reason")) == {
+        (Message.Status.REJECTED, "unsigned")
+    }
 
 
 def test_an_invalid_recipient_only_is_refused(server, accounts):
