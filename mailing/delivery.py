@@ -242,8 +242,21 @@ def release_scheduled(*, now: datetime | None = None) -> list[int]:
 
 
 def expire_held(*, now: datetime | None = None) -> int:
-    """Mail held longer than HELD_MAX_HOURS is rejected: the sender was told it would wait at most that."""
-    cutoff = (now or timezone.now()) - timedelta(hours=settings.HELD_MAX_HOURS)
-    return Message.objects.filter(status=Message.Status.HELD, created_at__lt=cutoff).update(
-        status=Message.Status.REJECTED, reject_reason="hold-expired", queued_reason=""
-    )
+    """Mail held longer than HELD_MAX_HOURS is rejected: the sender was told it would wait at most that.
+    Each is a rejection like any other: a `reject` event and the account's `rejected` counter."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.HELD_MAX_HOURS)
+    with transaction.atomic():
+        expired = list(
+            Message.objects.filter(status=Message.Status.HELD, created_at__lt=cutoff)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("account")
+        )
+        Message.objects.filter(pk__in=[m.pk for m in expired]).update(
+            status=Message.Status.REJECTED, reject_reason=HOLD_EXPIRED, queued_reason=""
+        )
+        outcomes.record_rejected(expired, reason=HOLD_EXPIRED, at=now)
+    return len(expired)
+
+
+HOLD_EXPIRED = "hold-expired"
