@@ -243,3 +243,54 @@ def test_the_endpoints_refuse_writes_and_need_no_login(client, tracked):
     assert client.post(pixel).status_code == 405
     assert client.head(pixel).status_code == 200
     assert not MessageEvent.objects.filter(kind="open").exists()  # HEAD records nothing
+
+
+def test_the_api_reports_opens_and_clicks(client, tracked):
+    from mailing.keys import create_api_key
+    from tests.factories import MembershipFactory
+
+    message, delivered = tracked
+    sub = message.account
+    client.get(
+        _path(_tracking_urls(_html(delivered), "o")[0]), HTTP_USER_AGENT=BROWSER, REMOTE_ADDR="203.0.113.9"
+    )
+    client.get(_path(_tracking_urls(_html(delivered), "o")[0]), HTTP_USER_AGENT="GoogleImageProxy")  # a bot
+    client.get(_path(_tracking_urls(_html(delivered), "c")[0]), HTTP_USER_AGENT=BROWSER)
+    _, key = create_api_key(actor=MembershipFactory(account=sub).user, account=sub, label="t")
+
+    def call(name, **body):
+        return client.post(
+            f"/api/1.0/{name}.json", {"key": key, **body}, content_type="application/json"
+        ).json()
+
+    info = call("messages/info", id=message.public_id)
+    assert (info["opens"], info["clicks"]) == (1, 1)
+    assert info["opens_detail"] == [
+        {"ts": info["opens_detail"][0]["ts"], "ip": "203.0.113.9", "location": None, "ua": BROWSER}
+    ]
+    assert info["clicks_detail"][0]["url"] == "https://shop.example/order?id=42&ref=mail"
+    counted = {"opens": 1, "unique_opens": 1, "clicks": 1, "unique_clicks": 1}
+    user = call("users/info")
+    for period in ("today", "last_7_days", "last_30_days", "all_time"):
+        assert {k: user["stats"][period][k] for k in counted} == counted, period
+    sender = call("senders/info", address="shop@example.test")
+    assert {k: sender[k] for k in counted} == counted
+    # the agency's view of its subaccount
+    master_key = create_api_key(
+        actor=MembershipFactory(account=sub.parent).user, account=sub.parent, label="m"
+    )[1]
+    detail = client.post(
+        "/api/1.0/subaccounts/info.json",
+        {"key": master_key, "id": sub.public_id},
+        content_type="application/json",
+    ).json()
+    assert {k: detail["last_30_days"][k] for k in counted} == counted
+    # another account's key does not reach the message
+    other = SubaccountFactory()
+    other_key = create_api_key(actor=MembershipFactory(account=other).user, account=other, label="o")[1]
+    refused = client.post(
+        "/api/1.0/messages/info.json",
+        {"key": other_key, "id": message.public_id},
+        content_type="application/json",
+    ).json()
+    assert refused["name"] == "Unknown_Message"
