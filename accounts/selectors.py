@@ -119,6 +119,9 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
         paused=Count("id", filter=Q(status=Account.Status.PAUSED)),
         closed=Count("id", filter=Q(status=Account.Status.CLOSED)),
     )
+    engagement = Usage.objects.filter(billed_to=master, window=Usage.Window.HOUR, start__gte=start).aggregate(
+        opened=Coalesce(Sum("unique_opens"), 0), clicked=Coalesce(Sum("unique_clicks"), 0)
+    )
     lowest = min(master.alert_thresholds or DEFAULT_ALERT_THRESHOLDS)
     subaccount_usage = month_usage.filter(account__parent=master).select_related("account")
     top = subaccount_usage.filter(sent__gt=0).order_by("-sent")[:5]
@@ -131,6 +134,7 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
         "month": start,
         "sent": totals["total_sent"],
         "senders": totals["senders"],
+        "engagement": engagement,
         "subaccounts": subaccounts,
         "top": list(top),
         "near_limit": list(near_limit),
@@ -152,6 +156,9 @@ OUTCOME_SUMS = {
     "complained": Sum("complained"),
     "rejected": Sum("rejected"),
     "failed": Sum("failed"),
+    # what recipients did: the messages first opened, first clicked (the chart's lines)
+    "opened": Sum("unique_opens"),
+    "clicked": Sum("unique_clicks"),
 }
 
 

@@ -294,3 +294,26 @@ def test_the_api_reports_opens_and_clicks(client, tracked):
         content_type="application/json",
     ).json()
     assert refused["name"] == "Unknown_Message"
+
+
+def test_the_message_page_shows_the_timeline_to_its_account_only(client, tracked):
+    from accounts.models import Membership
+    from tests.factories import MembershipFactory
+
+    message, delivered = tracked
+    client.get(_path(_tracking_urls(_html(delivered), "o")[0]), HTTP_USER_AGENT=BROWSER)
+    client.get(
+        _path(_tracking_urls(_html(delivered), "c")[0]), HTTP_USER_AGENT="Mozilla/5.0 Barracuda link check"
+    )
+    owner = MembershipFactory(account=message.account, role=Membership.Role.OWNER).user
+    client.force_login(owner)
+    page = client.get(f"/messages/{message.public_id}/").content.decode()
+    timeline = page[page.index("<h2>Timeline</h2>") :]
+    assert timeline.index("Delivered") < timeline.index("Opened") < timeline.index("Clicked")
+    assert (
+        "Followed https://shop.example/order?id=42&amp;ref=mail (by a mail proxy or link scanner" in timeline
+    )
+    assert "1 open · 0 clicks" in timeline
+    stranger = MembershipFactory(account=SubaccountFactory(), role=Membership.Role.OWNER).user
+    client.force_login(stranger)
+    assert client.get(f"/messages/{message.public_id}/").status_code == 404
