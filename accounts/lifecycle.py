@@ -313,7 +313,13 @@ TRACKED = {"opens": "track_opens", "clicks": "track_clicks"}
 
 @transaction.atomic(durable=True)
 def set_tracking(
-    *, actor: User, master: Account, subaccount_id: int, what: str, enabled: bool, real_actor: User | None = None
+    *,
+    actor: User,
+    master: Account,
+    subaccount_id: int,
+    what: str,
+    enabled: bool,
+    real_actor: User | None = None,
 ) -> Account:
     """Turn open or click tracking (`what`: "opens" or "clicks") on or off by default for the subaccount's
     mail: it applies to messages accepted from now on that do not say (`track_opens`/`track_clicks`).

@@ -139,7 +139,7 @@ def count_outcome(*, account: Account, outcome: str, n: int, now: datetime | Non
 
 def count_outcomes(*, account: Account, counts: dict[str, int], now: datetime | None = None) -> None:
     """`count_outcome` for several outcomes at once (an open that is also the message's first), in the
-    same two statements."""
+    same statement."""
     counts = {outcome: n for outcome, n in counts.items() if n > 0}
     if not counts:
         return
@@ -153,8 +153,12 @@ def count_outcomes(*, account: Account, counts: dict[str, int], now: datetime | 
         "window": Usage.Window.HOUR,
         "start": start,
     }
-    Usage.objects.bulk_create([Usage(account_label=str(account), **row)], ignore_conflicts=True)
-    Usage.objects.filter(**row).update(**{outcome: F(outcome) + n for outcome, n in counts.items()})
+    bump = {outcome: F(outcome) + n for outcome, n in counts.items()}
+    # The hour's row exists after its first count: one UPDATE then (the tracking endpoints count on every
+    # hit); otherwise create it (racing creators do not fail) and count.
+    if not Usage.objects.filter(**row).update(**bump):
+        Usage.objects.bulk_create([Usage(account_label=str(account), **row)], ignore_conflicts=True)
+        Usage.objects.filter(**row).update(**bump)
 
 
 def sent_this_month(account: Account, now: datetime | None = None) -> int:

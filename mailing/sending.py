@@ -29,7 +29,7 @@ from .deliverability import suppression
 from .domains import may_send_from
 from .models import Message, MessageEvent, new_public_id
 from .outgoing import PAUSED_REASON, OutgoingMessage, Recipient, RecipientResult
-from .personalisation import Personalised, personalise
+from .personalisation import Personalised, personalise, wants_merge
 from .tasks import enqueue_delivery
 from .tracking import decorate, tokens
 
@@ -122,7 +122,11 @@ def _accept(
         return unsent
     # Each recipient's message id is known before the merge, so its unsubscribe link can name it.
     public_ids = {r.email: new_public_id() for r in valid}
-    unsubscribe_urls = {email: tokens.unsubscribe_url(public_id) for email, public_id in public_ids.items()}
+    unsubscribe_urls = (
+        {email: tokens.unsubscribe_url(public_id) for email, public_id in public_ids.items()}
+        if wants_merge(message)
+        else None
+    )
     rendered = personalise(message, valid, now=now, unsubscribe_urls=unsubscribe_urls)
     draft = Draft(message=message, rendered=rendered, public_ids=public_ids)
     if not may_send_from(account, message.from_email):

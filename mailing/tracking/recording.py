@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.quota import count_outcome, count_outcomes
@@ -64,6 +63,21 @@ def _visit_data(visit: Visit) -> dict:
     }
 
 
+# One statement counts the hit and tells whether it was the message's first: the row lock orders
+# concurrent hits, and only the one that found the column empty sees it equal to its own time.
+COUNT_SQL = """
+UPDATE mailing_message SET {counter} = {counter} + 1, {first} = COALESCE({first}, %(now)s)
+WHERE id = %(pk)s RETURNING {first} = %(now)s"""
+
+
+def _count_on_message(message: Message, *, first_field: str, counter: str, now: datetime) -> bool:
+    sql = COUNT_SQL.format(counter=counter, first=first_field)  # nosec B608: column names from this module
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"now": now, "pk": message.pk})
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
 @transaction.atomic
 def _record(
     message: Message, *, kind: str, data: dict, first_field: str, counter: str, now: datetime
@@ -72,12 +86,8 @@ def _record(
                                 data=data)  # fmt: skip
     if data["bot"]:
         return
-    first = Message.objects.filter(pk=message.pk, **{f"{first_field}__isnull": True}).update(
-        **{first_field: now, counter: F(counter) + 1}
-    )
-    if not first:
-        Message.objects.filter(pk=message.pk).update(**{counter: F(counter) + 1})
-    count_outcomes(account=message.account, counts={counter: 1, f"unique_{counter}": first}, now=now)
+    first = _count_on_message(message, first_field=first_field, counter=counter, now=now)
+    count_outcomes(account=message.account, counts={counter: 1, f"unique_{counter}": int(first)}, now=now)
 
 
 def record_open(*, public_id: str, visit: Visit, now: datetime | None = None) -> bool:

@@ -14,6 +14,7 @@ from accounts.models import Usage
 from mailing.models import Message, MessageEvent
 from mailing.sending import OutgoingMessage, Recipient, accept_messages
 from mailing.tracking import links, tokens
+from tests.conftest import requires_postgres
 from tests.factories import SubaccountFactory, subaccount_with_owner
 
 pytestmark = pytest.mark.django_db
@@ -317,3 +318,35 @@ def test_the_message_page_shows_the_timeline_to_its_account_only(client, tracked
     stranger = MembershipFactory(account=SubaccountFactory(), role=Membership.Role.OWNER).user
     client.force_login(stranger)
     assert client.get(f"/messages/{message.public_id}/").status_code == 404
+
+
+@requires_postgres()
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_opens_count_one_unique():
+    import threading
+
+    from django.db import connection
+
+    from mailing.tracking import recording
+
+    sub = SubaccountFactory()
+    message = Message.objects.create(account=sub, from_email="a@example.test", to_email="b@example.test",
+                                     track_opens=True)  # fmt: skip
+    barrier = threading.Barrier(8)
+
+    def reader():
+        try:
+            barrier.wait()
+            recording.record_open(public_id=message.public_id, visit=recording.Visit(user_agent=BROWSER))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    message.refresh_from_db()
+    assert message.opens == 8
+    usage = _usage(sub)
+    assert (usage.opens, usage.unique_opens) == (8, 1)
