@@ -33,6 +33,8 @@ if PRODUCTION:
 
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-never-use-in-production")
+# Old keys still accepted when checking signatures (tracking and unsubscribe links in mail already sent).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Where recipients' mail clients reach the tracking pixel, tracked links and unsubscribe links
