@@ -72,6 +72,17 @@ def test_send_as_self_is_stored_with_tags_metadata_and_attachment(server, accoun
     assert not any(name.lower().startswith("x-mc-") for name in first.headers)
 
 
+def test_x_mc_track_asks_for_tracking_and_is_not_delivered(server, accounts):
+    message = _email(X_MC_Track="opens, clicks_all", X_MC_URLStripQS="true")
+    _send(server, "shop", accounts["sub_key"], message)
+    stored = Message.objects.get(account=accounts["sub"])
+    assert (stored.track_opens, stored.track_clicks, stored.url_strip_qs) == (True, True, True)
+    assert not any(name.lower().startswith("x-mc-") for name in stored.headers)
+    _send(server, "shop", accounts["sub_key"], _email(to="other@example.test"))
+    untracked = Message.objects.get(account=accounts["sub"], to_email="other@example.test")
+    assert (untracked.track_opens, untracked.track_clicks) == (False, False)  # the account's default
+
+
 def test_a_master_sends_as_its_subaccount_with_x_mc_subaccount(server, accounts):
     _send(server, "agency", accounts["master_key"], _email(X_MC_Subaccount="shop"))
     assert Message.objects.get().account == accounts["sub"]
