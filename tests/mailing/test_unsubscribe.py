@@ -80,6 +80,7 @@ def test_get_asks_and_does_not_unsubscribe(client, delivered):
     assert page.status_code == 200
     content = page.content.decode()
     assert '<form method="post">' in content and "Unsubscribe</button>" in content
+    assert not page.cookies  # no CSRF cookie, no session: a recipient is not a user
     assert not Suppression.objects.exists() and not MessageEvent.objects.filter(kind="unsub").exists()
 
 
