@@ -17,7 +17,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 ANCHOR = re.compile(r"<a\s[^>]*>", re.IGNORECASE)
-HREF = re.compile(r"""(\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.IGNORECASE)
+HREF = re.compile(r"""((?<![\w:-])href\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.IGNORECASE)
 TEXT_URL = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
 BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 MAX_LINKS = 500  # a message with more links keeps the rest untracked

@@ -350,3 +350,13 @@ def test_simultaneous_opens_count_one_unique():
     assert message.opens == 8
     usage = _usage(sub)
     assert (usage.opens, usage.unique_opens) == (8, 1)
+
+
+def test_only_the_href_attribute_is_rewritten():
+    html = '<a data-href="https://data.example/" href="https://real.example/" title="href=x">R</a>'
+    found = links.links_in(html_body=html, text_body="")
+    assert found == ["https://real.example/"]
+    assert (
+        links.rewrite_html(html, found, lambda i: "T")
+        == '<a data-href="https://data.example/" href="T" title="href=x">R</a>'
+    )
