@@ -77,9 +77,11 @@ MIDDLEWARE = [
     "accounts.middleware.UserTimeZoneMiddleware",
 ]
 
-# Paths that programs call: the API (a key in the body), the probes and the metrics. Under the WSGI
-# application they skip the pages' stack above and run only this one (reseller/handlers.py).
-MACHINE_PATH_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics")
+# Paths that programs call: the API (a key in the body), the probes and the metrics, and what mail
+# clients fetch (the open pixel, tracked links: a signed token in the path). Under the WSGI application
+# they skip the pages' stack above and run only this one (reseller/handlers.py). The unsubscribe page
+# (/t/u/) is a page for a person and keeps the pages' stack.
+MACHINE_PATH_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/t/o/", "/t/c/")
 MACHINE_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 
 if PRODUCTION:  # in development runserver serves static files from the finders
