@@ -33,6 +33,9 @@ def _no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
     response["Pragma"] = "no-cache"
     response["Expires"] = "0"
+    # These paths skip CommonMiddleware (MACHINE_PATH_PREFIXES), which would otherwise say it: without
+    # it the server frames a 43-byte answer as chunked.
+    response["Content-Length"] = str(len(response.content))
     return response
 
 

@@ -73,6 +73,7 @@ def test_the_tracking_pixel_and_links_run_without_the_pages_stack(settings):
                                      tracked_links=["https://shop.example/"])  # fmt: skip
     status, headers, body = _call("GET", f"/t/o/{tokens.open_token(message.public_id)}")
     assert status.startswith("200") and body.startswith(b"GIF89a")
+    assert headers["content-length"] == [str(len(body))]
     assert "set-cookie" not in headers and "content-security-policy" not in headers
     status, headers, _ = _call("GET", f"/t/c/{tokens.click_token(message.public_id, 0)}")
     assert status.startswith("302") and headers["location"] == ["https://shop.example/"]
