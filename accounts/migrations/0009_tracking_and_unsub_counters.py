@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0007_brand_team_time_zones"),
+        ("accounts", "0008_auto_pause_reason"),
     ]
 
     operations = [
