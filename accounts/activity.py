@@ -26,6 +26,10 @@ SENTENCES = {
     "account.renewed": "Renewed as a standalone account",
     "archiving.enabled": "Archiving turned on",
     "archiving.disabled": "Archiving turned off",
+    "tracking.opens.enabled": "Open tracking turned on",
+    "tracking.opens.disabled": "Open tracking turned off",
+    "tracking.clicks.enabled": "Click tracking turned on",
+    "tracking.clicks.disabled": "Click tracking turned off",
     "invite.resent": "Invite sent again",
     "invite.accepted": "Invite accepted",
     "password_reset.sent": "Password reset email sent",  # nosec B105 - a sentence, not a password

@@ -308,6 +308,40 @@ def set_archiving(
     return subaccount
 
 
+TRACKED = {"opens": "track_opens", "clicks": "track_clicks"}
+
+
+@transaction.atomic(durable=True)
+def set_tracking(
+    *,
+    actor: User,
+    master: Account,
+    subaccount_id: int,
+    what: str,
+    enabled: bool,
+    real_actor: User | None = None,
+) -> Account:
+    """Turn open or click tracking (`what`: "opens" or "clicks") on or off by default for the subaccount's
+    mail: it applies to messages accepted from now on that do not say (`track_opens`/`track_clicks`).
+    Raises Account.DoesNotExist (not this master's) or PermissionDenied (not an admin)."""
+    field = TRACKED[what]
+    subaccount = _locked_subaccount(master, subaccount_id)
+    require_role(actor, master, Membership.Role.ADMIN)
+    if getattr(subaccount, field) == enabled:
+        return subaccount
+    setattr(subaccount, field, enabled)
+    subaccount.save(update_fields=[field, "updated_at"])
+    record(
+        actor=actor,
+        real_actor=real_actor,
+        account=subaccount,
+        action=f"tracking.{what}.{'enabled' if enabled else 'disabled'}",
+        before={field: not enabled},
+        after={field: enabled},
+    )
+    return subaccount
+
+
 def _transition(
     *,
     actor: User,

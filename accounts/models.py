@@ -103,6 +103,10 @@ class Account(models.Model):
         null=True, blank=True, help_text="Emails per hour; empty: none."
     )
     archiving_enabled = models.BooleanField(default=False)
+    # Mandrill's account settings: whether a message that does not say (`track_opens`/`track_clicks`
+    # left out) gets a tracking pixel and rewritten links. Off unless the account asks: it changes the mail.
+    track_opens = models.BooleanField(default=False, help_text="Track opens when a message does not say.")
+    track_clicks = models.BooleanField(default=False, help_text="Track clicks when a message does not say.")
     auto_pause_rates = models.JSONField(
         null=True,
         blank=True,
@@ -315,6 +319,13 @@ class Usage(models.Model):
     hard_bounced = models.PositiveIntegerField(default=0)
     soft_bounced = models.PositiveIntegerField(default=0)
     complained = models.PositiveIntegerField(default=0, help_text="Marked as spam by the recipient.")
+    opens = models.PositiveIntegerField(
+        default=0, help_text="Opens by people (prefetching bots not counted)."
+    )
+    unique_opens = models.PositiveIntegerField(default=0, help_text="Messages opened at least once.")
+    clicks = models.PositiveIntegerField(default=0, help_text="Clicks by people (link scanners not counted).")
+    unique_clicks = models.PositiveIntegerField(default=0, help_text="Messages clicked at least once.")
+    unsubs = models.PositiveIntegerField(default=0, help_text="Recipients who unsubscribed.")
 
     class Meta:
         constraints = [

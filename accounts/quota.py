@@ -125,16 +125,27 @@ def release_quota(*, account: Account, n: int, counted_at: datetime) -> None:
         ).update(sent=F("sent") - n)
 
 
-OUTCOMES = ("rejected", "failed", "delivered", "hard_bounced", "soft_bounced", "complained")
+OUTCOMES = (
+    "rejected", "failed", "delivered", "hard_bounced", "soft_bounced", "complained",
+    "opens", "unique_opens", "clicks", "unique_clicks", "unsubs",
+)  # fmt: skip
 
 
 def count_outcome(*, account: Account, outcome: str, n: int, now: datetime | None = None) -> None:
     """Count `n` emails with `outcome` in the account's hourly window, for the dashboards' charts and the
     reputation (they never count message or event rows). Runs outside the refused send's transaction."""
-    if n <= 0:
+    count_outcomes(account=account, counts={outcome: n}, now=now)
+
+
+def count_outcomes(*, account: Account, counts: dict[str, int], now: datetime | None = None) -> None:
+    """`count_outcome` for several outcomes at once (an open that is also the message's first), in the
+    same statement."""
+    counts = {outcome: n for outcome, n in counts.items() if n > 0}
+    if not counts:
         return
-    if outcome not in OUTCOMES:
-        raise ValueError(f"Usage counts {', '.join(OUTCOMES)}, not {outcome!r}.")
+    unknown = set(counts) - set(OUTCOMES)
+    if unknown:
+        raise ValueError(f"Usage counts {', '.join(OUTCOMES)}, not {', '.join(sorted(unknown))}.")
     start = hour_start(now)
     row = {
         "account": account,
@@ -142,8 +153,12 @@ def count_outcome(*, account: Account, outcome: str, n: int, now: datetime | Non
         "window": Usage.Window.HOUR,
         "start": start,
     }
-    Usage.objects.bulk_create([Usage(account_label=str(account), **row)], ignore_conflicts=True)
-    Usage.objects.filter(**row).update(**{outcome: F(outcome) + n})
+    bump = {outcome: F(outcome) + n for outcome, n in counts.items()}
+    # The hour's row exists after its first count: one UPDATE then (the tracking endpoints count on every
+    # hit); otherwise create it (racing creators do not fail) and count.
+    if not Usage.objects.filter(**row).update(**bump):
+        Usage.objects.bulk_create([Usage(account_label=str(account), **row)], ignore_conflicts=True)
+        Usage.objects.filter(**row).update(**bump)
 
 
 def sent_this_month(account: Account, now: datetime | None = None) -> int:

@@ -119,6 +119,9 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
         paused=Count("id", filter=Q(status=Account.Status.PAUSED)),
         closed=Count("id", filter=Q(status=Account.Status.CLOSED)),
     )
+    engagement = Usage.objects.filter(billed_to=master, window=Usage.Window.HOUR, start__gte=start).aggregate(
+        opened=Coalesce(Sum("unique_opens"), 0), clicked=Coalesce(Sum("unique_clicks"), 0)
+    )
     lowest = min(master.alert_thresholds or DEFAULT_ALERT_THRESHOLDS)
     subaccount_usage = month_usage.filter(account__parent=master).select_related("account")
     top = subaccount_usage.filter(sent__gt=0).order_by("-sent")[:5]
@@ -131,6 +134,7 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
         "month": start,
         "sent": totals["total_sent"],
         "senders": totals["senders"],
+        "engagement": engagement,
         "subaccounts": subaccounts,
         "top": list(top),
         "near_limit": list(near_limit),
@@ -152,6 +156,9 @@ OUTCOME_SUMS = {
     "complained": Sum("complained"),
     "rejected": Sum("rejected"),
     "failed": Sum("failed"),
+    # what recipients did: the messages first opened, first clicked (the chart's lines)
+    "opened": Sum("unique_opens"),
+    "clicked": Sum("unique_clicks"),
 }
 
 
@@ -203,7 +210,45 @@ def sending_stats(accounts: list[Account], *, now: datetime | None = None) -> di
             first=Min("start", filter=Q(window=Usage.Window.HOUR, sent__gt=0)),
         )
     )
-    return {row["account_id"]: row for row in rows}
+    found = {row["account_id"]: row for row in rows}
+    periods = outcome_stats(list(found), now=now) if found else {}
+    for account_id, row in found.items():
+        row["outcomes"] = periods.get(account_id, {})
+    return found
+
+
+# What happened to mail after it was accepted, as Usage counts it per hour.
+OUTCOME_COUNTERS = ("rejected", "hard_bounced", "soft_bounced", "complained", "unsubs", "opens", "unique_opens",
+                    "clicks", "unique_clicks")  # fmt: skip
+STATS_PERIODS = {"today": 0, "last_7_days": 7, "last_30_days": 30, "last_60_days": 60, "last_90_days": 90,
+                 "all_time": None}  # fmt: skip
+
+
+def outcome_stats(
+    account_ids: list[int], *, now: datetime | None = None
+) -> dict[int, dict[str, dict[str, int]]]:
+    """For each account: {period: {counter: n}} over the hourly Usage windows, for the periods Mandrill's
+    stats objects have (today since midnight UTC, the last 7/30/60/90 days, all time). One aggregate."""
+    now = now or timezone.now()
+    midnight = now.astimezone(timezone.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    aggregates = {}
+    for period, days in STATS_PERIODS.items():
+        since = Q() if days is None else Q(start__gte=midnight if days == 0 else now - timedelta(days=days))
+        for counter in OUTCOME_COUNTERS:
+            aggregates[f"{period}__{counter}"] = Coalesce(Sum(counter, filter=since), 0)
+    rows = (
+        Usage.objects.filter(account_id__in=account_ids, window=Usage.Window.HOUR)
+        .values("account_id")
+        .annotate(**aggregates)
+    )
+    found: dict[int, dict[str, dict[str, int]]] = {}
+    for row in rows:
+        periods = found.setdefault(row["account_id"], {period: {} for period in STATS_PERIODS})
+        for name, value in row.items():
+            if "__" in name:
+                period, counter = name.split("__")
+                periods[period][counter] = value
+    return found
 
 
 def subaccounts_by_prefix(master: Account, prefix: str = "") -> QuerySet[Account]:

@@ -204,6 +204,22 @@ ROW_ACTIONS = {
         lambda **kw: lifecycle.set_archiving(enabled=False, **kw),
         "{name}: email archiving is off.",
     ),
+    "open_tracking_on": (
+        lambda **kw: lifecycle.set_tracking(what="opens", enabled=True, **kw),
+        "{name}: opens are tracked in mail that does not say otherwise.",
+    ),
+    "open_tracking_off": (
+        lambda **kw: lifecycle.set_tracking(what="opens", enabled=False, **kw),
+        "{name}: opens are no longer tracked unless a message asks.",
+    ),
+    "click_tracking_on": (
+        lambda **kw: lifecycle.set_tracking(what="clicks", enabled=True, **kw),
+        "{name}: clicks are tracked in mail that does not say otherwise.",
+    ),
+    "click_tracking_off": (
+        lambda **kw: lifecycle.set_tracking(what="clicks", enabled=False, **kw),
+        "{name}: clicks are no longer tracked unless a message asks.",
+    ),
 }
 
 

@@ -5,7 +5,7 @@ import platform
 import sys
 import time
 
-MODULES = ["list_page", "accept", "api_http", "smtp", "templates", "deliverability", "webhooks"]
+MODULES = ["list_page", "accept", "api_http", "smtp", "templates", "deliverability", "webhooks", "tracking"]
 
 
 def main() -> int:

@@ -163,12 +163,9 @@ def _record_failure(message: Message, exc: Exception, report: DeliveryReport) ->
         logger.info("Message %s failed for good: %s", message.public_id, error)
         return
     delay = backoff_seconds(message.attempts)
-    claimed.update(
-        status=Message.Status.QUEUED,
-        claim=None,
-        last_error=error,
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
-    )
+    retry_at = timezone.now() + timedelta(seconds=delay)
+    if claimed.update(status=Message.Status.QUEUED, claim=None, last_error=error, next_attempt_at=retry_at):
+        outcomes.record_deferral(message, diagnostic=error, retry_at=retry_at)
     report.retry += 1
     report.retry_in = delay if report.retry_in is None else min(report.retry_in, delay)
 
@@ -245,8 +242,21 @@ def release_scheduled(*, now: datetime | None = None) -> list[int]:
 
 
 def expire_held(*, now: datetime | None = None) -> int:
-    """Mail held longer than HELD_MAX_HOURS is rejected: the sender was told it would wait at most that."""
-    cutoff = (now or timezone.now()) - timedelta(hours=settings.HELD_MAX_HOURS)
-    return Message.objects.filter(status=Message.Status.HELD, created_at__lt=cutoff).update(
-        status=Message.Status.REJECTED, reject_reason="hold-expired", queued_reason=""
-    )
+    """Mail held longer than HELD_MAX_HOURS is rejected: the sender was told it would wait at most that.
+    Each is a rejection like any other: a `reject` event and the account's `rejected` counter."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.HELD_MAX_HOURS)
+    with transaction.atomic():
+        expired = list(
+            Message.objects.filter(status=Message.Status.HELD, created_at__lt=cutoff)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("account")
+        )
+        Message.objects.filter(pk__in=[m.pk for m in expired]).update(
+            status=Message.Status.REJECTED, reject_reason=HOLD_EXPIRED, queued_reason=""
+        )
+        outcomes.record_rejected(expired, reason=HOLD_EXPIRED, at=now)
+    return len(expired)
+
+
+HOLD_EXPIRED = "hold-expired"

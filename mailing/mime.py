@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from .deliverability.bounces import verp_token
 from .models import Message
+from .tracking import decorate
 
 # Mandrill's `important`: the headers mail clients read as "high priority".
 IMPORTANT_HEADERS = {"Importance": "high", "X-Priority": "1"}
@@ -77,22 +78,27 @@ def build_mime(message: Message) -> EmailMessage:
     mime["Date"] = format_datetime(timezone.now())
     mime["Message-ID"] = message_id_header(message)
     mime["X-Message-Id"] = message.public_id
-    headers = message.headers | (IMPORTANT_HEADERS if message.important else {})
+    headers = (
+        decorate.unsubscribe_headers(message)
+        | message.headers
+        | (IMPORTANT_HEADERS if message.important else {})
+    )
     for name, value in headers.items():
         mime[name] = value
-    _add_body(mime, message)
+    _add_body(mime, message, *decorate.delivered_bodies(message))
     return mime
 
 
-def _add_body(mime: EmailMessage, message: Message) -> None:
+def _add_body(mime: EmailMessage, message: Message, html: str, text: str) -> None:
+    """The bodies as this recipient gets them (with tracking, where asked), and the attachments."""
     inline = [part for part in message.attachments if part.get("inline")]
     attached = [part for part in message.attachments if not part.get("inline")]
-    if message.text or not message.html:
-        mime.set_content(message.text)
-        if message.html:
-            mime.add_alternative(message.html, subtype="html")
+    if text or not html:
+        mime.set_content(text)
+        if html:
+            mime.add_alternative(html, subtype="html")
     else:
-        mime.set_content(message.html, subtype="html")
+        mime.set_content(html, subtype="html")
     if inline:
         html_part = mime.get_body(preferencelist=("html",))
         if html_part is not None:

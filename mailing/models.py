@@ -107,6 +107,22 @@ class Message(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     send_at = models.DateTimeField(null=True, blank=True, help_text="Scheduled: when it is to leave (UTC).")
     last_error = models.TextField(blank=True)
+    # Open and click tracking (mailing/tracking/): what was asked at accept time, the links a click may
+    # lead to (the redirect goes only to one of these, by index), and what recipients did.
+    track_opens = models.BooleanField(default=False)
+    track_clicks = models.BooleanField(default=False)
+    url_strip_qs = models.BooleanField(
+        default=False, help_text="Clicks are reported without the link's query string."
+    )
+    tracked_links = models.JSONField(
+        default=list, blank=True, help_text="The links rewritten for click tracking, by index."
+    )
+    opens = models.PositiveIntegerField(
+        default=0, help_text="Opens by people (prefetching bots not counted)."
+    )
+    clicks = models.PositiveIntegerField(default=0, help_text="Clicks by people (link scanners not counted).")
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    first_clicked_at = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 

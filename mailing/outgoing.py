@@ -44,6 +44,10 @@ class OutgoingMessage:
     merge_language: str = "mailchimp"
     global_merge_vars: list | None = None
     merge_vars: list | None = None
+    # Open and click tracking: None means the account's default (Account.track_opens / track_clicks)
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
+    url_strip_qs: bool = False  # clicks are reported without the link's query string
 
 
 @dataclass(frozen=True)

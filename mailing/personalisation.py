@@ -47,9 +47,14 @@ def _merge_vars_by_recipient(message: OutgoingMessage) -> dict[str, list[dict]]:
 
 
 def personalise(
-    message: OutgoingMessage, recipients: list[Recipient], *, now: datetime
+    message: OutgoingMessage,
+    recipients: list[Recipient],
+    *,
+    now: datetime,
+    unsubscribe_urls: dict[str, str] | None = None,
 ) -> dict[str, Personalised] | None:
     """Each recipient's subject and bodies, keyed by address; None when the message is not merged.
+    `unsubscribe_urls` (by address) is what `*|UNSUB|*` and `{{unsub}}` become.
     Raises ValidationError (field "merge") naming the recipient and what could not be merged."""
     if not wants_merge(message):
         return None
@@ -62,11 +67,16 @@ def personalise(
                 recipient_vars=own_vars.get(recipient.email.strip().lower()),
                 recipient=recipient.email,
             )
-            context = merge.MergeContext(recipient_email=recipient.email, now=now)
+            unsubscribe_url = (unsubscribe_urls or {}).get(recipient.email, "")
+            context = merge.MergeContext(
+                recipient_email=recipient.email, now=now, unsubscribe_url=unsubscribe_url
+            )
             subject = merge.render(
                 message.subject, language=message.merge_language, variables=variables, context=context
             )
-            context = merge.MergeContext(subject=subject, recipient_email=recipient.email, now=now)
+            context = merge.MergeContext(
+                subject=subject, recipient_email=recipient.email, now=now, unsubscribe_url=unsubscribe_url
+            )
             rendered[recipient.email] = Personalised(
                 subject=subject,
                 html=merge.render(

@@ -29,6 +29,10 @@ class McOptions:
     subaccount: str | None = None
     tags: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    # X-MC-Track ("opens", "clicks_all"…); None: the header is absent, the account's default applies
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
+    url_strip_qs: bool = False  # X-MC-URLStripQS: true
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -47,10 +51,16 @@ def mc_options(message: EmailMessage) -> McOptions:
             raise ValidationError("X-MC-Metadata is not valid JSON", field="metadata") from None
         if not isinstance(metadata, dict):
             raise ValidationError("X-MC-Metadata must be a JSON object", field="metadata")
+    track = None
+    if message.get("X-MC-Track") is not None:
+        track = {word.strip().lower() for word in str(message["X-MC-Track"]).split(",")}
     options = McOptions(
         subaccount=str(message.get("X-MC-Subaccount", "")).strip() or None,
         tags=tags[:MAX_TAGS],
         metadata=metadata,
+        track_opens=None if track is None else "opens" in track,
+        track_clicks=None if track is None else any(word.startswith("clicks") for word in track),
+        url_strip_qs=str(message.get("X-MC-URLStripQS", "")).strip().lower() == "true",
     )
     for name in {key for key in message if key.lower().startswith("x-mc-")}:
         del message[name]
@@ -120,4 +130,7 @@ def outgoing(
         tags=options.tags,
         metadata=options.metadata,
         recipients=[Recipient(email=address) for address in recipients],
+        track_opens=options.track_opens,
+        track_clicks=options.track_clicks,
+        url_strip_qs=options.url_strip_qs,
     )

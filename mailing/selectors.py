@@ -15,7 +15,7 @@ from accounts.errors import ValidationError
 from accounts.models import Account
 from accounts.validation import clean_search
 
-from .models import Message
+from .models import Message, MessageEvent
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,11 @@ def messages_for(account: Account, filters: MessageFilters) -> QuerySet[Message]
 def message_of(account: Account, public_id: str) -> Message:
     """One of the account's messages. Raises Message.DoesNotExist for anyone else's."""
     return Message.objects.for_account(account).select_related("account").get(public_id=public_id)
+
+
+def tracking_events_of(message: Message) -> list[MessageEvent]:
+    """The message's opens and clicks, oldest first (messages/info's details)."""
+    return list(message.events.filter(kind__in=[MessageEvent.Kind.OPEN, MessageEvent.Kind.CLICK]))
 
 
 def _recipient(value: str) -> Q:

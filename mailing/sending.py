@@ -11,7 +11,7 @@ delivery (the sweep re-enqueues) but never loses mail.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db import transaction
@@ -27,10 +27,11 @@ from . import content, idempotency
 from .checks import check_identity, check_storable, is_valid_address
 from .deliverability import suppression
 from .domains import may_send_from
-from .models import Message
+from .models import Message, MessageEvent, new_public_id
 from .outgoing import PAUSED_REASON, OutgoingMessage, Recipient, RecipientResult
-from .personalisation import Personalised, personalise
+from .personalisation import Personalised, personalise, wants_merge
 from .tasks import enqueue_delivery
+from .tracking import decorate, tokens
 
 logger = logging.getLogger(__name__)
 
@@ -119,46 +120,113 @@ def _accept(
     unsent = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
     if not valid:
         return unsent
-    rendered = personalise(message, valid, now=now)
+    # Each recipient's message id is known before the merge, so its unsubscribe link can name it.
+    public_ids = {r.email: new_public_id() for r in valid}
+    unsubscribe_urls = (
+        {email: tokens.unsubscribe_url(public_id) for email, public_id in public_ids.items()}
+        if wants_merge(message)
+        else None
+    )
+    rendered = personalise(message, valid, now=now, unsubscribe_urls=unsubscribe_urls)
+    draft = Draft(message=message, rendered=rendered, public_ids=public_ids)
     if not may_send_from(account, message.from_email):
-        count_outcome(account=account, outcome="rejected", n=len(valid), now=now)
-        return [
-            RecipientResult(email=r.email, status="rejected", reject_reason="unsigned") for r in valid
-        ] + unsent
+        return reject(account=account, draft=draft, recipients=valid, reason="unsigned", now=now) + unsent
     suppressed = suppression.suppressed_among(account, [r.email for r in valid], now=now)
     if suppressed:
         # Rejected for the recipient's sake, at no cost to the quota, as Mandrill does.
-        count_outcome(
-            account=account,
-            outcome="rejected",
-            n=len([r for r in valid if r.email.lower() in suppressed]),
-            now=now,
-        )
-        unsent = unsent + [
-            RecipientResult(email=r.email, status="rejected", reject_reason=suppressed[r.email.lower()])
-            for r in valid
-            if r.email.lower() in suppressed
-        ]
+        refused = [r for r in valid if r.email.lower() in suppressed]
+        unsent = unsent + reject(account=account, draft=draft, recipients=refused, reason=suppressed, now=now)
         valid = [r for r in valid if r.email.lower() not in suppressed]
         if not valid:
             return unsent
     try:
-        return _store(
-            account=account,
-            message=message,
-            recipients=valid,
-            unsent=unsent,
-            key=key,
-            now=now,
-            rendered=rendered,
-        )
+        return _store(account=account, draft=draft, recipients=valid, unsent=unsent, key=key, now=now)
     except idempotency.RepeatedCall as repeated:
         return repeated.answer
     except QuotaExceeded as exc:
-        count_outcome(account=account, outcome="rejected", n=len(valid), now=now)
-        return [
-            RecipientResult(email=r.email, status="rejected", reject_reason=exc.reason) for r in valid
-        ] + unsent
+        return reject(account=account, draft=draft, recipients=valid, reason=exc.reason, now=now) + unsent
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message on its way to being stored: as submitted, merged per recipient (None: not merged), and
+    each recipient's message id (chosen before the merge, for the unsubscribe link)."""
+
+    message: OutgoingMessage
+    rendered: dict[str, Personalised] | None
+    public_ids: dict[str, str]
+
+    def subject_for(self, recipient: Recipient) -> str:
+        """The recipient's subject, on one line (content.subject_line)."""
+        subject = self.rendered[recipient.email].subject if self.rendered else self.message.subject
+        return content.subject_line(subject)
+
+    def public_ids_for(self, recipients: list[Recipient]) -> list[str]:
+        """One id per recipient row; a recipient listed twice gets a fresh id for each further row."""
+        given, ids = set(), []
+        for recipient in recipients:
+            public_id = self.public_ids.get(recipient.email) or new_public_id()
+            ids.append(new_public_id() if public_id in given else public_id)
+            given.add(ids[-1])
+        return ids
+
+
+@transaction.atomic
+def reject(
+    *,
+    account: Account,
+    draft: Draft,
+    recipients: list[Recipient],
+    reason: str | dict[str, str],
+    now: datetime,
+) -> list[RecipientResult]:
+    """Refuse these recipients (`reason`, or a reason per lower-cased address) and keep a record of each:
+    a `rejected` Message without its body (when, from, to, subject, reason, tags, metadata), its `reject`
+    event, and the Usage `rejected` counter, so the log, messages/search and the charts tell the same
+    story. Nothing is queued and no quota is used. Two bulk inserts and one counter, whatever the count."""
+    if not recipients:
+        return []
+    message = draft.message
+    reasons = [reason if isinstance(reason, str) else reason[r.email.lower()] for r in recipients]
+    rows = Message.objects.bulk_create(
+        Message(
+            account=account,
+            public_id=public_id,
+            from_email=message.from_email,
+            from_name=message.from_name,
+            to_email=recipient.email,
+            to_name=recipient.name,
+            to_type=recipient.type,
+            subject=draft.subject_for(recipient),
+            tags=message.tags,
+            metadata={**message.metadata, **message.recipient_metadata.get(recipient.email, {})},
+            template=message.template,
+            status=Message.Status.REJECTED,
+            reject_reason=why,
+            next_attempt_at=None,
+        )
+        for recipient, public_id, why in zip(
+            recipients, draft.public_ids_for(recipients), reasons, strict=True
+        )
+    )
+    MessageEvent.objects.bulk_create(
+        MessageEvent(
+            message=row,
+            account_id=account.pk,
+            kind=MessageEvent.Kind.REJECT,
+            created_at=now,
+            diagnostic=row.reject_reason,
+            data={"reason": row.reject_reason},
+        )
+        for row in rows
+    )
+    count_outcome(account=account, outcome="rejected", n=len(rows), now=now)
+    return [
+        RecipientResult(
+            email=row.to_email, status="rejected", reject_reason=row.reject_reason, id=row.public_id
+        )
+        for row in rows
+    ]
 
 
 def with_content_options(message: OutgoingMessage) -> OutgoingMessage:
@@ -185,13 +253,13 @@ def _shown_recipients(message: OutgoingMessage) -> tuple[list[dict], list[dict]]
 def _store(
     *,
     account: Account,
-    message: OutgoingMessage,
+    draft: Draft,
     recipients: list[Recipient],
     unsent: list[RecipientResult],  # answered already: invalid or suppressed recipients
     key: str | None,
     now: datetime,
-    rendered: dict[str, Personalised] | None,
 ) -> list[RecipientResult]:
+    message, rendered = draft.message, draft.rendered
     # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send.
     account = Account.objects.select_related("parent").get(pk=account.pk)
     require_open(account)
@@ -201,20 +269,24 @@ def _store(
     scheduled = message.send_at is not None and message.send_at > now
     status = Message.Status.SCHEDULED if scheduled else Message.Status.HELD if held else Message.Status.QUEUED
     shown_to, shown_cc = _shown_recipients(message)
-    rows = Message.objects.bulk_create(
-        [
+    track_opens = account.track_opens if message.track_opens is None else message.track_opens
+    track_clicks = account.track_clicks if message.track_clicks is None else message.track_clicks
+    rows = []
+    for recipient, public_id in zip(recipients, draft.public_ids_for(recipients), strict=True):
+        html = rendered[recipient.email].html if rendered else message.html
+        text = rendered[recipient.email].text if rendered else message.text
+        rows.append(
             Message(
                 account=account,
+                public_id=public_id,
                 from_email=message.from_email,
                 from_name=message.from_name,
                 to_email=recipient.email,
                 to_name=recipient.name,
                 to_type=recipient.type,
-                subject=content.subject_line(
-                    rendered[recipient.email].subject if rendered else message.subject
-                ),
-                text=rendered[recipient.email].text if rendered else message.text,
-                html=rendered[recipient.email].html if rendered else message.html,
+                subject=draft.subject_for(recipient),
+                text=text,
+                html=html,
                 headers=message.headers,
                 attachments=message.attachments,
                 tags=message.tags,
@@ -229,10 +301,13 @@ def _store(
                 archive=account.archiving_enabled,
                 send_at=message.send_at if scheduled else None,
                 next_attempt_at=message.send_at if scheduled else now,
+                track_opens=track_opens,
+                track_clicks=track_clicks,
+                url_strip_qs=message.url_strip_qs,
+                tracked_links=decorate.links_to_track(html_body=html, text_body=text) if track_clicks else [],
             )
-            for recipient in recipients
-        ]
-    )
+        )
+    rows = Message.objects.bulk_create(rows)
     if status == Message.Status.QUEUED:
         ids = [row.pk for row in rows]
         transaction.on_commit(lambda: enqueue_delivery(ids))

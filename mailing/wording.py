@@ -195,6 +195,15 @@ def timeline_entry(event) -> TimelineEntry:
         )
     elif event.kind == "spam":
         words = "The recipient reported this message as spam; the address is now suppressed."
+    elif event.kind == "reject":
+        words = f"Not sent: {REASONS.get(data.get('reason') or event.diagnostic, 'refused')}."
+    elif event.kind == "unsub":
+        words = "The recipient unsubscribed; the address is now suppressed."
+    elif event.kind in ("open", "click"):
+        # Prefetching proxies and link scanners are shown, and said not to count (mailing/tracking/bots.py).
+        followed = f"Followed {data['url']}" if data.get("url") else ""
+        by_bot = "By a mail proxy or link scanner, not counted" if data.get("bot") else ""
+        words = f"{followed} ({by_bot[0].lower()}{by_bot[1:]})" if followed and by_bot else followed or by_bot
     else:
         words = str(data.get("url") or "")
     return TimelineEntry(

@@ -33,8 +33,13 @@ if PRODUCTION:
 
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-never-use-in-production")
+# Old keys still accepted when checking signatures (tracking and unsubscribe links in mail already sent).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Where recipients' mail clients reach the tracking pixel, tracked links and unsubscribe links
+# (mailing/tracking/): this site unless a separate host serves /t/.
+TRACKING_BASE_URL = env.str("TRACKING_BASE_URL", default=SITE_URL).rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
@@ -72,9 +77,11 @@ MIDDLEWARE = [
     "accounts.middleware.UserTimeZoneMiddleware",
 ]
 
-# Paths that programs call: the API (a key in the body), the probes and the metrics. Under the WSGI
-# application they skip the pages' stack above and run only this one (reseller/handlers.py).
-MACHINE_PATH_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics")
+# Paths that programs call: the API (a key in the body), the probes and the metrics, and what mail
+# clients fetch (the open pixel, tracked links: a signed token in the path). Under the WSGI application
+# they skip the pages' stack above and run only this one (reseller/handlers.py). The unsubscribe page
+# (/t/u/) is a page for a person and keeps the pages' stack.
+MACHINE_PATH_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/t/o/", "/t/c/")
 MACHINE_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 
 if PRODUCTION:  # in development runserver serves static files from the finders

@@ -4,6 +4,7 @@ from django.templatetags.static import static
 from django.urls import include, path, re_path
 
 from accounts import views as account_views
+from mailing import tracking_views
 from mailing.api import endpoint as api
 from reseller import health, metrics
 
@@ -23,6 +24,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     # For Prometheus, behind a bearer token (reseller/metrics.py).
     path("metrics", metrics.scrape, name="metrics"),
+    # In the mail itself, for recipients: no login, no CSRF, signed tokens (mailing/tracking_views.py).
+    path("t/", include((tracking_views.urlpatterns, "tracking"))),
     path("", account_views.home, name="home"),
     path("", include("accounts.urls")),
     path("", include("mailing.urls")),

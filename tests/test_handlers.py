@@ -60,3 +60,24 @@ def test_which_paths_are_programs_and_the_lean_stack_is_what_settings_say(settin
     handler = MachineWSGIHandler()
     assert handler._view_middleware == []  # no CSRF view check, no other hooks
     assert settings.MIDDLEWARE != settings.MACHINE_MIDDLEWARE  # building it left the pages' list alone
+
+
+def test_the_tracking_pixel_and_links_run_without_the_pages_stack(settings):
+    from mailing.models import Message
+    from mailing.tracking import tokens
+    from tests.factories import SubaccountFactory
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+    message = Message.objects.create(account=SubaccountFactory(), from_email="a@example.test",
+                                     to_email="b@example.test", track_opens=True, track_clicks=True,
+                                     tracked_links=["https://shop.example/"])  # fmt: skip
+    status, headers, body = _call("GET", f"/t/o/{tokens.open_token(message.public_id)}")
+    assert status.startswith("200") and body.startswith(b"GIF89a")
+    assert headers["content-length"] == [str(len(body))]
+    assert "set-cookie" not in headers and "content-security-policy" not in headers
+    status, headers, _ = _call("GET", f"/t/c/{tokens.click_token(message.public_id, 0)}")
+    assert status.startswith("302") and headers["location"] == ["https://shop.example/"]
+    assert "set-cookie" not in headers
+    status, _, _ = _call("GET", "/t/c/forged")
+    assert status.startswith("404")
+    assert is_machine_path("/t/o/x") and not is_machine_path("/t/u/x")  # the unsubscribe page is a page

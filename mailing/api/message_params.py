@@ -65,6 +65,11 @@ def flag(message: dict, name: str) -> bool:
     return value
 
 
+def optional_flag(message: dict, name: str) -> bool | None:
+    """A flag whose absence (or null) means "the account's default"."""
+    return None if message.get(name) is None else flag(message, name)
+
+
 def attachments(raw: Any, what: str, *, inline: bool = False) -> list[dict]:
     if raw is None:
         return []
@@ -166,5 +171,8 @@ def outgoing_message(message: Any, *, from_required: bool = True) -> OutgoingMes
         important=flag(message, "important"),
         auto_text=flag(message, "auto_text"),
         inline_css=flag(message, "inline_css"),
+        track_opens=optional_flag(message, "track_opens"),
+        track_clicks=optional_flag(message, "track_clicks"),
+        url_strip_qs=flag(message, "url_strip_qs"),
         **merge_options(message),
     )

@@ -53,9 +53,10 @@ def send(call: Call) -> Any:
 def info(call: Call) -> Any:
     public_id = call.string("id", required=True, max_length=64)
     try:
-        return message_info(message_of(call.account, public_id))
+        message = message_of(call.account, public_id)
     except Message.DoesNotExist:
         raise _unknown_message(public_id) from None
+    return message_info(message, selectors.tracking_events_of(message))
 
 
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")

@@ -6,7 +6,7 @@ from typing import Any
 
 from accounts.models import Account
 
-from ..models import AllowlistEntry, Message, Suppression, Template
+from ..models import AllowlistEntry, Message, MessageEvent, Suppression, Template
 from .wire import mandrill_time
 
 STATS_KEYS = [
@@ -15,8 +15,22 @@ STATS_KEYS = [
 ]  # fmt: skip
 
 
+# Mandrill's names for the Usage counters (accounts/selectors.OUTCOME_COUNTERS).
+STATS_NAMES = {
+    "rejected": "rejects", "hard_bounced": "hard_bounces", "soft_bounced": "soft_bounces",
+    "complained": "complaints", "unsubs": "unsubs", "opens": "opens", "unique_opens": "unique_opens",
+    "clicks": "clicks", "unique_clicks": "unique_clicks",
+}  # fmt: skip
+
+
 def empty_stats() -> dict[str, int]:
     return dict.fromkeys(STATS_KEYS, 0)
+
+
+def period_stats(stats: dict[str, Any], period: str, *, sent: int = 0) -> dict[str, int]:
+    """One of Mandrill's stats objects (`today`, `last_30_days`…) from sending_stats' outcome counts."""
+    counted = (stats.get("outcomes") or {}).get(period) or {}
+    return empty_stats() | {STATS_NAMES[name]: n for name, n in counted.items()} | {"sent": sent}
 
 
 def subaccount_object(
@@ -44,7 +58,7 @@ def subaccount_object(
             notes=account.notes,
             sent_hourly=stats.get("hourly") or 0,
             hourly_quota=account.hourly_limit or account.monthly_limit,
-            last_30_days=empty_stats() | {"sent": stats.get("monthly") or 0},
+            last_30_days=period_stats(stats, "last_30_days", sent=stats.get("monthly") or 0),
         )
     return body
 
@@ -52,7 +66,6 @@ def subaccount_object(
 def user_object(account: Account, stats: dict[str, Any] | None, *, reputation: int = 100) -> dict:
     """The key's own account as `users/info` shows it."""
     stats = stats or {}
-    window = empty_stats()
     return {
         "username": account.public_id,
         "created_at": mandrill_time(account.created_at),
@@ -61,12 +74,12 @@ def user_object(account: Account, stats: dict[str, Any] | None, *, reputation: i
         "hourly_quota": account.hourly_limit or account.monthly_limit,
         "backlog": 0,
         "stats": {
-            "today": window,
-            "last_7_days": window | {"sent": stats.get("weekly") or 0},
-            "last_30_days": window | {"sent": stats.get("monthly") or 0},
-            "last_60_days": window,
-            "last_90_days": window,
-            "all_time": window | {"sent": stats.get("total") or 0},
+            "today": period_stats(stats, "today"),
+            "last_7_days": period_stats(stats, "last_7_days", sent=stats.get("weekly") or 0),
+            "last_30_days": period_stats(stats, "last_30_days", sent=stats.get("monthly") or 0),
+            "last_60_days": period_stats(stats, "last_60_days"),
+            "last_90_days": period_stats(stats, "last_90_days"),
+            "all_time": period_stats(stats, "all_time", sent=stats.get("total") or 0),
         },
     }
 
@@ -118,8 +131,26 @@ def message_content(message: Message) -> dict:
     }
 
 
-def message_info(message: Message) -> dict:
-    """One recipient's message as `messages/info` and `messages/search` show it."""
+def tracking_detail(events: list[MessageEvent]) -> tuple[list[dict], list[dict]]:
+    """Mandrill's opens_detail and clicks_detail from a message's open and click events (bots left out,
+    as from the counts)."""
+    opens, clicks = [], []
+    for event in events:
+        if event.data.get("bot"):
+            continue
+        seen = {"ts": int(event.created_at.timestamp()), "ip": event.data.get("ip"),
+                "location": event.data.get("location"), "ua": event.data.get("user_agent")}  # fmt: skip
+        if event.kind == MessageEvent.Kind.OPEN:
+            opens.append(seen)
+        elif event.kind == MessageEvent.Kind.CLICK:
+            clicks.append(seen | {"url": event.data.get("url")})
+    return opens, clicks
+
+
+def message_info(message: Message, events: list[MessageEvent] | None = None) -> dict:
+    """One recipient's message as `messages/info` and `messages/search` show it. `events`: its open and
+    click events, for the details (`messages/info`); search shows the counts only."""
+    opens_detail, clicks_detail = tracking_detail(events or [])
     return {
         "ts": int(message.created_at.timestamp()),
         "_id": message.public_id,
@@ -128,10 +159,10 @@ def message_info(message: Message) -> dict:
         "subject": message.subject,
         "email": message.to_email,
         "tags": message.tags,
-        "opens": 0,
-        "opens_detail": [],
-        "clicks": 0,
-        "clicks_detail": [],
+        "opens": message.opens,
+        "opens_detail": opens_detail,
+        "clicks": message.clicks,
+        "clicks_detail": clicks_detail,
         "state": MESSAGE_STATES.get(message.status, message.status),
         "metadata": message.metadata,
         "subaccount": message.account.public_id if message.account.is_subaccount else None,

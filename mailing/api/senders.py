@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.errors import ValidationError
@@ -97,6 +98,10 @@ def _senders(call: Call, address: str = ""):
             sent=Count("pk", filter=~Q(status=Message.Status.REJECTED)),
             rejects=Count("pk", filter=Q(status=Message.Status.REJECTED)),
             hard_bounces=Count("pk", filter=Q(status=Message.Status.BOUNCED)),
+            opens=Coalesce(Sum("opens"), 0),
+            unique_opens=Count("pk", filter=Q(first_opened_at__isnull=False)),
+            clicks=Coalesce(Sum("clicks"), 0),
+            unique_clicks=Count("pk", filter=Q(first_clicked_at__isnull=False)),
             created_at=Min("created_at"),
         )
     )
@@ -109,6 +114,7 @@ def sender_object(row: dict) -> dict:
         "sent": row["sent"],
         "rejects": row["rejects"],
         "hard_bounces": row["hard_bounces"],
+        **{name: row[name] for name in ("opens", "unique_opens", "clicks", "unique_clicks")},
     }
 
 
@@ -128,9 +134,9 @@ def info(call: Call) -> Any:
     row = _senders(call, address).first()
     if row is None:
         raise ApiError("Unknown_Sender", f'No such sender "{address}"', 2)
-    return sender_object(row) | {
-        "stats": {"today": empty_stats(), "last_30_days": empty_stats() | {"sent": row["sent"]}}
-    }
+    sender = sender_object(row)
+    counted = {name: sender[name] for name in empty_stats()}
+    return sender | {"stats": {"today": empty_stats(), "last_30_days": counted}}
 
 
 @api_call("senders", "time-series")

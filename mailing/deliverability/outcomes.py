@@ -42,6 +42,37 @@ def record_delivered(messages: list[Message], *, at: datetime) -> None:
         count_outcome(account=accounts[account_id], outcome="delivered", n=n, now=at)
 
 
+def record_rejected(messages: list[Message], *, reason: str, at: datetime) -> None:
+    """These stored messages were rejected after all (held too long): a `reject` event each and the
+    accounts' rejected counters."""
+    if not messages:
+        return
+    MessageEvent.objects.bulk_create(
+        MessageEvent(
+            message=m,
+            account_id=m.account_id,
+            kind=Kind.REJECT,
+            created_at=at,
+            diagnostic=reason,
+            data={"reason": reason},
+        )
+        for m in messages
+    )
+    by_account = Counter(m.account_id for m in messages)
+    accounts = {m.account_id: m.account for m in messages}
+    for account_id, n in by_account.items():
+        count_outcome(account=accounts[account_id], outcome="rejected", n=n, now=at)
+
+
+def record_deferral(message: Message, *, diagnostic: str, retry_at: datetime) -> MessageEvent:
+    """A delivery attempt failed for now (a 4xx, or the relay out of reach) and will be tried again at
+    `retry_at`: a `deferral` event per attempt (Mandrill's), no counter (a deferral is not an outcome)."""
+    return MessageEvent.objects.create(
+        message=message, account_id=message.account_id, kind=Kind.DEFERRAL, diagnostic=diagnostic[:1000],
+        data={"attempt": message.attempts, "retry_at": retry_at.isoformat()},
+    )  # fmt: skip
+
+
 @transaction.atomic
 def record_bounce(
     message: Message, *, kind: str, diagnostic: str, data: dict | None = None

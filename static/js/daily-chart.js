@@ -17,6 +17,18 @@ document.addEventListener("DOMContentLoaded", () => {
     stack: "mail",
     order: 2,
   }));
+  // What recipients did: the messages first opened and first clicked that day, as lines over the bars.
+  [
+    { key: "opened", label: "Opened", color: "#1d4ed8" },
+    { key: "clicked", label: "Clicked", color: "#0e7490" },
+  ]
+    .filter((s) => rows.some((row) => s.key in row))
+    .forEach((s) => {
+      datasets.push({
+        type: "line", label: s.label, data: rows.map((row) => row[s.key] || 0), borderColor: s.color,
+        backgroundColor: s.color, pointRadius: 2, stack: s.key, order: 1,
+      });
+    });
   if (rows.some((row) => "complained" in row)) {
     datasets.push({
       type: "line",

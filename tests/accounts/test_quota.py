@@ -85,12 +85,15 @@ def test_windows_roll_over_at_the_hour_and_the_month_in_utc():
     }
 
 
-def test_a_rejected_call_stores_no_message_and_rejects_every_recipient():
+def test_a_rejected_call_queues_nothing_and_rejects_every_recipient():
     sub = SubaccountFactory(monthly_limit=2)
     results = accept_messages(account=sub, message=_message(3))
     assert [r.status for r in results] == ["rejected"] * 3
     assert {r.reject_reason for r in results} == {"monthly-limit-reached"}
-    assert not Message.objects.exists()
+    # Each refusal is on record for the log (status rejected, no body); nothing is queued.
+    assert set(Message.objects.values_list("status", "reject_reason", "html", "text")) == {
+        ("rejected", "monthly-limit-reached", "", "")
+    }
     assert _usage(sub, Usage.Window.MONTH) == 0
     # the refusal is counted for the charts, not against the limit
     assert Usage.objects.get(account=sub, window=Usage.Window.HOUR).rejected == 3
@@ -134,7 +137,8 @@ def test_sixteen_concurrent_senders_never_pass_the_limit(batch):
     assert accepted == (100 if batch == 1 else 98)  # 14 batches of 7 fit in 100
     assert rejected > 0
     assert _usage(sub, Usage.Window.MONTH) == 50 + accepted
-    assert Message.objects.filter(account=sub).count() == accepted
+    assert Message.objects.filter(account=sub).exclude(status=Message.Status.REJECTED).count() == accepted
+    assert Message.objects.filter(account=sub, status=Message.Status.REJECTED).count() == rejected
     # and however the senders raced, each threshold crossed was recorded, and announced, once
     crossed = {t for t in (80, 95, 100) if (50 + accepted) * 100 >= t * 150}
     assert sorted(LimitAlert.objects.filter(account=sub).values_list("threshold", flat=True)) == sorted(

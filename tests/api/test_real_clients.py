@@ -37,7 +37,10 @@ def test_the_official_python_client_runs_the_whole_story(official, mailoutbox):
     assert [r["status"] for r in sent] == ["queued", "queued", "queued"]
     over = official.messages.send({"message": message})
     assert {(r["status"], r["reject_reason"]) for r in over} == {("rejected", "monthly-limit-reached")}
-    assert Message.objects.filter(account__public_id="cust-123").count() == 3
+    # three queued; the three refused are on record as rejected (the log), none queued
+    stored = Message.objects.filter(account__public_id="cust-123")
+    assert stored.exclude(status=Message.Status.REJECTED).count() == 3
+    assert stored.filter(status=Message.Status.REJECTED).count() == 3
     with pytest.raises(ApiClientError) as unknown:
         official.messages.send({"message": {**message, "subaccount": "nope"}})
     assert unknown.value.status_code == 500 and unknown.value.text["name"] == "Unknown_Subaccount"

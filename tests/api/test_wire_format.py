@@ -196,7 +196,12 @@ def test_send_as_a_subaccount_then_over_quota_is_rejected_not_queued(client, mas
     found = call(
         client, "messages/search.json", {"key": master_secret, "query": "email:b@example.test"}
     ).json()
-    assert [m["_id"] for m in found] == [results[1]["_id"]]
+    # The queued copy and the rejected one, newest first: the refusal is in the log too.
+    assert [(m["_id"], m["state"]) for m in found] == [
+        (again[1]["_id"], "rejected"),
+        (results[1]["_id"], "queued"),
+    ]
+    assert found[0]["reject"]["reason"] == "monthly-limit-reached"
 
 
 def test_paused_subaccount_answers_queued_sending_paused(client, subaccount_key):

@@ -61,7 +61,10 @@ def test_a_scheduled_send_is_refused_at_accept_time_when_over_quota_never_later(
     results = _scheduled(
         sub, now + timedelta(days=3), now, "a@example.test", "b@example.test", "c@example.test"
     )
-    assert {r.status for r in results} == {"rejected"} and not Message.objects.exists()
+    assert {r.status for r in results} == {"rejected"}
+    # Rejected, not queued: recorded for the log without a body, nothing scheduled, no quota used.
+    assert set(Message.objects.values_list("status", "send_at")) == {(Message.Status.REJECTED, None)}
+    assert _month(sub, now) == 0
 
 
 def test_cancelling_gives_the_quota_back_to_the_hour_and_month_it_was_counted_in():

@@ -72,6 +72,17 @@ def test_send_as_self_is_stored_with_tags_metadata_and_attachment(server, accoun
     assert not any(name.lower().startswith("x-mc-") for name in first.headers)
 
 
+def test_x_mc_track_asks_for_tracking_and_is_not_delivered(server, accounts):
+    message = _email(X_MC_Track="opens, clicks_all", X_MC_URLStripQS="true")
+    _send(server, "shop", accounts["sub_key"], message)
+    stored = Message.objects.get(account=accounts["sub"])
+    assert (stored.track_opens, stored.track_clicks, stored.url_strip_qs) == (True, True, True)
+    assert not any(name.lower().startswith("x-mc-") for name in stored.headers)
+    _send(server, "shop", accounts["sub_key"], _email(to="other@example.test"))
+    untracked = Message.objects.get(account=accounts["sub"], to_email="other@example.test")
+    assert (untracked.track_opens, untracked.track_clicks) == (False, False)  # the account's default
+
+
 def test_a_master_sends_as_its_subaccount_with_x_mc_subaccount(server, accounts):
     _send(server, "agency", accounts["master_key"], _email(X_MC_Subaccount="shop"))
     assert Message.objects.get().account == accounts["sub"]
@@ -105,14 +116,15 @@ def test_failed_auth_is_throttled_per_ip(server, accounts):
     assert throttled.value.smtp_code == 454
 
 
-def test_over_quota_is_refused_at_data_and_nothing_is_stored(server, accounts):
+def test_over_quota_is_refused_at_data_and_nothing_is_queued(server, accounts):
     Usage.objects.create(account=accounts["sub"], billed_to=accounts["master"], window=Usage.Window.MONTH,
                          start=__import__("accounts.quota", fromlist=["x"]).month_start(), sent=5)  # fmt: skip
     with pytest.raises(smtplib.SMTPDataError) as refused:
         _send(server, "shop", accounts["sub_key"], _email())
     assert refused.value.smtp_code == 550
     assert b"monthly-limit-reached" in refused.value.smtp_error
-    assert not Message.objects.exists()
+    # The refusal is on record for the log (no body), never queued.
+    assert set(Message.objects.values_list("status", "html", "text")) == {(Message.Status.REJECTED, "", "")}
 
 
 def test_a_paused_account_is_accepted_and_held(server, accounts):
@@ -173,7 +185,9 @@ def test_concurrent_smtp_clients_never_pass_the_limit(server, accounts):
     for thread in threads:
         thread.join()
     assert len(accepted) == 5 and len(refused) == 13
-    assert Message.objects.filter(account=accounts["sub"]).count() == 5
+    assert (
+        Message.objects.filter(account=accounts["sub"]).exclude(status=Message.Status.REJECTED).count() == 5
+    )
 
 
 @pytest.fixture
@@ -214,7 +228,9 @@ def test_an_unverified_from_domain_is_refused_unsigned(server, accounts):
         _send(server, "shop", accounts["sub_key"], _email())
     assert refused.value.smtp_code == 550 and b"unsigned" in refused.value.smtp_error
     assert b"orders@shop.test" in refused.value.smtp_error
-    assert not Message.objects.exists()
+    assert set(Message.objects.values_list("status", "reject_reason")) == {
+        (Message.Status.REJECTED, "unsigned")
+    }
 
 
 def test_an_invalid_recipient_only_is_refused(server, accounts):

@@ -40,7 +40,14 @@ def test_the_timeline_reads_any_kind_even_one_it_does_not_know():
     click = MessageEvent(kind="click", data={"url": "https://shop.test/offer"})
     assert (timeline_entry(click).label, timeline_entry(click).words) == (
         "Clicked",
-        "https://shop.test/offer",
+        "Followed https://shop.test/offer",  # open and click words come with tracking (mailing/tracking/)
+    )
+    scanner = MessageEvent(kind="click", data={"url": "https://shop.test/offer", "bot": True})
+    assert timeline_entry(scanner).words == (
+        "Followed https://shop.test/offer (by a mail proxy or link scanner, not counted)"
+    )
+    assert timeline_entry(MessageEvent(kind="reject", data={"reason": "unsub"})).words == (
+        "Not sent: the recipient unsubscribed."
     )
     future = MessageEvent(kind="whitelist", data={})
     assert timeline_entry(future).label == "whitelist"
