@@ -82,7 +82,12 @@ MIDDLEWARE = [
 # they skip the pages' stack above and run only this one (reseller/handlers.py). The unsubscribe page
 # (/t/u/) is a page for a person and keeps the pages' stack.
 MACHINE_PATH_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/t/o/", "/t/c/")
-MACHINE_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+# CommonMiddleware for its Content-Length: without it gunicorn answers chunked, which clients that frame
+# by Content-Length (and load balancers keeping connections alive) handle worse.
+MACHINE_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
 
 if PRODUCTION:  # in development runserver serves static files from the finders
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")

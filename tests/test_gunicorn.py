@@ -89,7 +89,9 @@ def test_the_api_answers_under_gunicorn_without_the_pages_stack(gunicorn):
         headers={"Content-Type": "application/json", "X-Forwarded-Proto": "https"},  # as from the load balancer
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:
-        assert json.loads(response.read()) == {"PING": "PONG!"}
+        body = response.read()
+        assert json.loads(body) == {"PING": "PONG!"}
+        assert response.headers.get("Content-Length") == str(len(body))  # not chunked
         assert response.headers.get("Set-Cookie") is None
         assert response.headers.get("Content-Security-Policy") is None
         assert response.headers.get("Strict-Transport-Security")  # the security middleware still runs
