@@ -159,6 +159,7 @@ OUTCOME_SUMS = {
     # what recipients did: the messages first opened, first clicked (the chart's lines)
     "opened": Sum("unique_opens"),
     "clicked": Sum("unique_clicks"),
+    "unsubscribed": Sum("unsubs"),
 }
 
 

@@ -40,7 +40,8 @@ def test_the_widgets_count_this_month_only_and_never_events(client):
     from mailing.models import Message, MessageEvent
 
     sub, owner = subaccount_with_owner()
-    _hour(sub, 0, delivered=1234, hard_bounced=3, soft_bounced=2, complained=1, rejected=7)
+    _hour(sub, 0, delivered=1234, hard_bounced=3, soft_bounced=2, complained=1, rejected=7, opens=40,
+          unique_opens=30, clicks=9, unique_clicks=6, unsubs=2)  # fmt: skip
     # events without counters (what a page must not count)
     message = Message.objects.create(account=sub, from_email="a@shop.test", to_email="b@example.test")
     MessageEvent.objects.bulk_create(
@@ -50,7 +51,8 @@ def test_the_widgets_count_this_month_only_and_never_events(client):
     client.force_login(owner)
     page = client.get(reverse("accounts:dashboard")).content.decode()
     found = dict(re.findall(r"<dt>(\w+)</dt><dd>([\d,]+)</dd>", page))
-    assert found == {"Delivered": "1,234", "Bounced": "5", "Complaints": "1", "Rejected": "7"}
+    assert found == {"Delivered": "1,234", "Bounced": "5", "Complaints": "1", "Rejected": "7",
+                     "Opened": "30", "Clicked": "6", "Unsubscribed": "2"}  # fmt: skip
     data = json.loads(
         re.search(r'<script id="daily-data" type="application/json">(.*?)</script>', page).group(1)
     )
