@@ -5,7 +5,7 @@ import platform
 import sys
 import time
 
-MODULES = ["list_page", "accept", "api_http", "smtp", "templates", "deliverability"]
+MODULES = ["list_page", "pages", "accept", "api_http", "smtp", "templates", "deliverability"]
 
 
 def main() -> int:

@@ -106,12 +106,32 @@ def message_list(request):
         "filters": filters,
         "statuses": Message.Status.choices,
         "columns": _sortable_columns(request.account, filters.sort),
+        "sort_choices": _sort_choices(request.account),
         "nav": "messages",
     }
     template = "mailing/message_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#message-table"
     return render(request, template, context)
+
+
+SORT_LABELS = {
+    "-created": "Newest first",
+    "created": "Oldest first",
+    "recipient": "Recipient (A–Z)",
+    "-recipient": "Recipient (Z–A)",
+    "subaccount": "Account (A–Z)",
+    "-subaccount": "Account (Z–A)",
+    "status": "Status (A–Z)",
+    "-status": "Status (Z–A)",
+}
+
+
+def _sort_choices(account: Account) -> list[tuple[str, str]]:
+    """The sorts a phone offers in the filters (the column heads, which sort on a wide screen, are hidden)."""
+    return [
+        (key, label) for key, label in SORT_LABELS.items() if account.is_master or "subaccount" not in key
+    ]
 
 
 def _sortable_columns(account: Account, sort: str) -> list[dict]:

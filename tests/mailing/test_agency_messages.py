@@ -261,3 +261,9 @@ def test_the_sending_partial_costs_the_same_queries_for_few_and_many(client, age
     with CaptureQueriesContext(connection) as many:
         client.get(url)
     assert len(few) == len(many)
+
+
+def test_the_sort_menu_offers_exactly_the_whitelisted_sorts():
+    from mailing.views import SORT_LABELS
+
+    assert set(SORT_LABELS) == set(selectors.MESSAGE_SORTS)
