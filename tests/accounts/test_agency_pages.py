@@ -65,6 +65,15 @@ def test_the_drill_down_shows_usage_figures_reputation_settings_and_activity(cli
     assert reverse("accounts:subaccount_activity", args=[sub.pk]) in page
 
 
+def test_a_subaccount_that_sent_nothing_gets_a_sentence_not_an_empty_chart(client):
+    master = MasterFactory()
+    sub = SubaccountFactory(parent=master, name="Quiet Shop")
+    page = _staff(client, master).get(reverse("accounts:subaccount_detail", args=[sub.pk])).content.decode()
+    assert "Quiet Shop has sent nothing in these 30 days." in page and 'id="daily-chart"' not in page
+    overview = client.get(reverse("accounts:overview")).content.decode()
+    assert "Nothing was sent in this period." in overview and 'id="daily-chart"' not in overview
+
+
 def test_the_list_row_links_to_the_drill_down(client):
     master = MasterFactory()
     sub = SubaccountFactory(parent=master, name="Linked Shop")
