@@ -130,8 +130,9 @@ def test_the_drill_downs_queries_are_fixed(client, django_assert_num_queries):
     sub, _ = subaccount_with_owner(master)
     _staff(client, master)
     client.get(reverse("accounts:subaccount_detail", args=[sub.pk]))  # the session's first reads
-    # session, user, membership with its account; the subaccount, its days, its health, its trail
-    with django_assert_num_queries(7):
+    # session, user, membership with its account; the subaccount, its days, its health, this month's
+    # outcomes, its trail
+    with django_assert_num_queries(8):
         client.get(reverse("accounts:subaccount_detail", args=[sub.pk]))
 
 
