@@ -48,7 +48,7 @@ def test_the_overview_period(page, live_server, demo, width, shot, console_error
     period = page.get_by_label("Period", exact=True)
     period.select_option("7")
     page.get_by_role("button", name="Show").click()
-    expect(page.get_by_role("heading", name="Sending,")).to_contain_text("(UTC)")
+    expect(page.get_by_role("heading", name="Sending,")).to_contain_text("(UTC days)")
     expect(page.get_by_label("Period", exact=True)).to_have_value("7")
     # typing a date makes it a custom range; a backwards one is refused beside the field
     today = timezone.now().date()
