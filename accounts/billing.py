@@ -15,6 +15,7 @@ from datetime import date, datetime
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from .csv_export import safe_cell
 from .models import Account, Usage
 
 
@@ -139,11 +140,6 @@ def bill_csv(master: Account, month: date) -> str:
     for row in _bill_rows(master, month).iterator(chunk_size=5000):
         line = _line(row, master)
         total += line.sent
-        writer.writerow([label, line.public_id, _csv_safe(line.name), line.state, line.sent])
+        writer.writerow([label, safe_cell(line.public_id), safe_cell(line.name), line.state, line.sent])
     writer.writerow([label, "", "Total", "", total])
     return out.getvalue()
-
-
-def _csv_safe(value: str) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas: a customer's name must not."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

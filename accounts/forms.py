@@ -5,6 +5,8 @@ from django import forms
 from django.core.validators import RegexValidator
 from django.db import transaction
 
+from . import reports
+from .errors import ValidationError
 from .models import Account, Membership, User
 from .validation import (
     BRAND_NAME_MAX_LENGTH,
@@ -257,3 +259,38 @@ class ResetPasswordKeyForm(SentenceCaseLabels, allauth_forms.ResetPasswordKeyFor
             if not allauth_forms.UserTokenForm.token_generator.check_token(self.user, self.temp_key):
                 raise ImmediateHttpResponse(get_adapter().respond_password_reset_link_used())
             super().save()
+
+
+class DateRangeForm(forms.Form):
+    """The overview's range: the last 7, 30 or 90 days, or a custom from-to (the rules are the service's:
+    accounts/reports.date_range). An unusable range leaves the errors beside its fields and the page on
+    the default range."""
+
+    range = forms.ChoiceField(
+        choices=[("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days"), ("custom", "From–to")],
+        required=False,
+        label="Period",
+    )
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            data["span"] = reports.date_range(
+                preset=data.get("range") or reports.DEFAULT_PRESET,
+                date_from=data.get("date_from"),
+                date_to=data.get("date_to"),
+            )
+        except ValidationError as exc:
+            self.add_error(exc.field, exc.message)
+        return data
+
+    @property
+    def span(self) -> reports.DateRange:
+        """The range to show: the one asked for, or the default when it cannot be used."""
+        if self.is_valid():
+            return self.cleaned_data["span"]
+        return reports.last_days(reports.PRESET_DAYS[reports.DEFAULT_PRESET], preset=reports.DEFAULT_PRESET)

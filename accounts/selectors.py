@@ -19,9 +19,10 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from . import reports, reputation
 from .alerts import DEFAULT_ALERT_THRESHOLDS, thresholds_for
 from .models import Account, AuditEvent, Invitation, LimitAlert, Membership, Usage
 from .quota import hour_start, month_start
@@ -124,7 +125,6 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
     )
     lowest = min(master.alert_thresholds or DEFAULT_ALERT_THRESHOLDS)
     subaccount_usage = month_usage.filter(account__parent=master).select_related("account")
-    top = subaccount_usage.filter(sent__gt=0).order_by("-sent")[:5]
     near_limit = (
         subaccount_usage.annotate(percent=F("sent") * 100 / F("account__monthly_limit"))
         .filter(sent__gte=F("account__monthly_limit") * lowest / 100.0)
@@ -136,7 +136,6 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
         "senders": totals["senders"],
         "engagement": engagement,
         "subaccounts": subaccounts,
-        "top": list(top),
         "near_limit": list(near_limit),
         "lowest_threshold": lowest,
         "alerts": list(
@@ -164,25 +163,34 @@ OUTCOME_SUMS = {
 
 
 def daily_sent(account: Account, *, days: int = 30, now: datetime | None = None) -> list[dict]:
-    """Per UTC day over the last `days` days: emails accepted (`sent`), delivered, bounced, complained
-    about, rejected and failed, from the hourly Usage windows (one aggregate query; never events or
-    messages; days without sending are filled with 0 for the chart)."""
-    today = (now or timezone.now()).astimezone(timezone.UTC).date()
-    first = today - timedelta(days=days - 1)
-    rows = (
-        Usage.objects.filter(account=account, window=Usage.Window.HOUR, start__date__gte=first)
-        .annotate(day=TruncDate("start", tzinfo=timezone.UTC))
-        .values("day")
-        .annotate(**OUTCOME_SUMS)
-    )
-    by_day = {row["day"]: row for row in rows}
-    empty = dict.fromkeys(OUTCOME_SUMS, 0)
-    chart = []
-    for n in range(days):
-        day = first + timedelta(days=n)
-        row = by_day.get(day, empty)
-        chart.append({"day": day.isoformat(), **{key: row[key] or 0 for key in OUTCOME_SUMS}})
-    return chart
+    """The account's figures per UTC day over the last `days` days (today included), from its hourly
+    Usage windows (one aggregate query; days without sending are 0 for the chart)."""
+    return reports.daily_figures(Usage.objects.filter(account=account), reports.last_days(days, now=now))
+
+
+def subaccount_page(master: Account, pk: int, *, now: datetime | None = None) -> dict:
+    """The master's page for one subaccount (the drill-down), in a fixed number of queries whatever the
+    agency's size: the subaccount annotated like a list row, its last 30 days day by day with their
+    totals, its reputation and the rates that would pause it, its alert thresholds and its latest
+    activity, this month's outcomes. Raises Account.DoesNotExist for anything but one of `master`'s subaccounts."""
+    subaccount = subaccount_of(master, pk)
+    subaccount.parent = master  # thresholds and auto-pause limits fall back to the agency's: no query
+    span = reports.last_days(reputation.REPUTATION_DAYS, now=now)
+    daily = reports.daily_figures(Usage.objects.filter(account=subaccount), span)
+    reputation.attach_health([subaccount], now=now)
+    return {
+        "sub": subaccount,
+        "outcomes": outcomes_this_month(subaccount, now=now),
+        "span": span,
+        "daily": daily,
+        "totals": reports.totals(daily),
+        "auto_pause": {
+            "limits": {name: f"{rate:g}" for name, rate in reputation.limits_for(subaccount).items()},
+            "own": bool(subaccount.auto_pause_rates),
+        },
+        "thresholds": sorted({*thresholds_for(subaccount), 100}),
+        "events": list(audit_events_for_account(subaccount)[:6]),
+    }
 
 
 def outcomes_this_month(account: Account, *, now: datetime | None = None) -> dict[str, int]:

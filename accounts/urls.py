@@ -26,6 +26,10 @@ urlpatterns = [
     path("subaccounts/<int:pk>/alerts/", views.alert_settings, name="subaccount_alerts"),
     path("subaccounts/<int:pk>/auto-pause/", views.auto_pause_settings, name="subaccount_auto_pause"),
     path("overview/", views.overview, name="overview"),
+    *[
+        path(f"overview/{what}.csv", views.overview_csv, {"what": what}, name=f"overview_csv_{what}")
+        for what in views.OVERVIEW_EXPORTS
+    ],
     path("billing/", views.billing_page, name="billing"),
     path("billing/export.csv", views.billing_csv, name="billing_csv"),
     path("alerts/", views.alert_settings, name="alert_settings"),

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +25,7 @@ from . import (
     invites,
     lifecycle,
     people,
+    reports,
     reputation,
     selectors,
     tasks,
@@ -40,6 +41,7 @@ from .forms import (
     BrandForm,
     BulkActionForm,
     ChangeRoleForm,
+    DateRangeForm,
     DeleteSubaccountForm,
     InviteMemberForm,
     ProfileForm,
@@ -116,15 +118,14 @@ def _get_subaccount(request, pk: int) -> Account:
 
 @master_required
 def subaccount_detail(request, pk: int):
-    return render(
-        request,
-        "accounts/subaccount_detail.html",
-        {
-            "sub": reputation.attach_health([_get_subaccount(request, pk)])[0],
-            "outcomes": selectors.outcomes_this_month(Account(pk=pk)),
-            "nav": "subaccounts",
-        },
-    )
+    """The drill-down: one customer's usage, figures, reputation, settings and activity. Its messages,
+    keys and domains belong to mailing, whose partial the page loads (accounts never imports mailing)."""
+    try:
+        context = selectors.subaccount_page(request.account, pk)
+    except Account.DoesNotExist:
+        raise Http404("No such subaccount.") from None
+    context["activity"] = [describe_event(event) for event in context.pop("events")]
+    return render(request, "accounts/subaccount_detail.html", {**context, "nav": "subaccounts"})
 
 
 @master_required
@@ -458,9 +459,45 @@ def log_in_as(request, pk: int):
 
 @master_required
 def overview(request):
+    """This month at a glance, and the agency's sending over a chosen range (7, 30, 90 days or from-to)."""
+    form = DateRangeForm(request.GET or None)
+    span = form.span
     context = selectors.master_overview(request.account)
     context["activity"] = [describe_event(event) for event in context.pop("events")]
-    return render(request, "accounts/overview.html", {**context, "nav": "overview"})
+    daily = reports.agency_daily(request.account, span)
+    context |= {
+        "range_form": form,
+        "span": span,
+        "daily": daily,
+        "range_totals": reports.totals(daily),
+        "top": reports.top_subaccounts(request.account, span),
+        "export_query": urlencode(
+            {"range": span.preset, "date_from": span.first.isoformat(), "date_to": span.last.isoformat()}
+        ),
+        "nav": "overview",
+    }
+    return render(request, "accounts/overview.html", context)
+
+
+OVERVIEW_EXPORTS = {
+    "days": (reports.daily_csv, "sending-by-day"),
+    "subaccounts": (reports.subaccounts_csv, "by-subaccount"),
+}
+
+
+@master_required
+def overview_csv(request, what: str):
+    """The overview's range as CSV (streamed: a range over 100,000 subaccounts is never held whole). A
+    range that cannot be used goes back to the overview, which says why beside the field."""
+    form = DateRangeForm(request.GET)
+    if not form.is_valid():
+        return redirect(f"{reverse('accounts:overview')}?{request.GET.urlencode()}")
+    span = form.span
+    lines, name = OVERVIEW_EXPORTS[what]
+    response = StreamingHttpResponse(lines(request.account, span), content_type="text/csv; charset=utf-8")
+    filename = f"{request.account.public_id}-{name}-{span.first:%Y-%m-%d}-to-{span.last:%Y-%m-%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @master_required

@@ -5,7 +5,17 @@ import platform
 import sys
 import time
 
-MODULES = ["list_page", "accept", "api_http", "smtp", "templates", "deliverability", "webhooks", "tracking"]
+MODULES = [
+    "list_page",
+    "pages",
+    "accept",
+    "api_http",
+    "smtp",
+    "templates",
+    "deliverability",
+    "webhooks",
+    "tracking",
+]
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -11,11 +12,26 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from accounts.csv_export import csv_lines
 from accounts.errors import ValidationError
 from accounts.models import Account
 from accounts.validation import clean_search
 
-from .models import Message, MessageEvent
+from .models import ApiKey, Message, MessageEvent, SenderDomain
+
+# The message list's sort keys (the column and its direction), each a whitelisted ordering that ends in a
+# unique key, so pages never overlap. Anything else in ?sort= is ignored.
+MESSAGE_SORTS = {
+    "-created": ("-created_at", "-id"),
+    "created": ("created_at", "id"),
+    "recipient": ("to_email", "-created_at", "-id"),
+    "-recipient": ("-to_email", "-created_at", "-id"),
+    "status": ("status", "-created_at", "-id"),
+    "-status": ("-status", "-created_at", "-id"),
+    "subaccount": ("account__name", "-created_at", "-id"),
+    "-subaccount": ("-account__name", "-created_at", "-id"),
+}
+DEFAULT_MESSAGE_SORT = "-created"
 
 
 @dataclass(frozen=True)
@@ -23,24 +39,50 @@ class MessageFilters:
     status: str = ""
     recipient: str = ""
     tag: str = ""
+    subaccount: str = ""  # a master's subaccount, by its id (public_id)
     date_from: date | None = None
     date_to: date | None = None
+    sort: str = DEFAULT_MESSAGE_SORT
     errors: dict[str, str] = field(default_factory=dict)  # filter → why it was ignored
 
     @classmethod
     def from_query(cls, query) -> MessageFilters:
         recipient, recipient_error = clean_search(query.get("recipient"), max_length=254)
         tag, tag_error = clean_search(query.get("tag"), max_length=50)
+        subaccount, subaccount_error = clean_search(query.get("subaccount"), max_length=255)
         errors = {
-            name: error for name, error in (("recipient", recipient_error), ("tag", tag_error)) if error
+            name: error
+            for name, error in (
+                ("recipient", recipient_error),
+                ("tag", tag_error),
+                ("subaccount", subaccount_error),
+            )
+            if error
         }
+        date_from, date_to = _date(query.get("date_from")), _date(query.get("date_to"))
+        for name in ("date_from", "date_to"):
+            if query.get(name) and _date(query.get(name)) is None:
+                errors[name] = "Not a date: use the calendar (year-month-day)."
+        if date_from and date_to and date_from > date_to:
+            errors["date_from"] = "The first day must come before the last: the dates are ignored."
+            date_from = date_to = None
+        sort = query.get("sort", "")
         return cls(
             status=query.get("status", "") if query.get("status") in Message.Status.values else "",
             recipient=recipient,
             tag=tag,
-            date_from=_date(query.get("date_from")),
-            date_to=_date(query.get("date_to")),
+            subaccount=subaccount,
+            date_from=date_from,
+            date_to=date_to,
+            sort=sort if sort in MESSAGE_SORTS else DEFAULT_MESSAGE_SORT,
             errors=errors,
+        )
+
+    @property
+    def any(self) -> bool:
+        """Whether anything narrows the list (the sort does not)."""
+        return bool(
+            self.status or self.recipient or self.tag or self.subaccount or self.date_from or self.date_to
         )
 
 
@@ -69,10 +111,18 @@ def day_start(day: date) -> datetime:
 
 
 def messages_for(account: Account, filters: MessageFilters) -> QuerySet[Message]:
-    """The account's messages, newest first (a master's include its subaccounts')."""
+    """The account's messages (a master's include its subaccounts'), filtered and in the filters' order
+    (newest first unless a whitelisted sort says otherwise)."""
     found = (
         Message.objects.for_account(account).select_related("account").defer("text", "html", "attachments")
     )
+    if filters.subaccount and account.is_master:
+        # Still inside the agency: an id that is not one of its subaccounts finds nothing.
+        found = found.filter(
+            account_id__in=Account.objects.subaccounts_of(account)
+            .filter(public_id=filters.subaccount)
+            .values("pk")
+        )
     if filters.status:
         found = found.filter(status=filters.status)
     if filters.recipient:
@@ -83,7 +133,69 @@ def messages_for(account: Account, filters: MessageFilters) -> QuerySet[Message]
         found = found.filter(created_at__gte=day_start(filters.date_from))
     if filters.date_to:
         found = found.filter(created_at__lt=day_start(filters.date_to) + timedelta(days=1))
-    return found.order_by("-created_at", "-id")
+    return found.order_by(*MESSAGE_SORTS[filters.sort])
+
+
+TOTAL_CAP = 10_000  # counting up to here is cheap (an index range, at most this many entries)
+
+
+@dataclass(frozen=True)
+class Total:
+    """How many messages a list holds, as far as it is cheap to know: `exact` up to TOTAL_CAP; past it
+    the planner's `estimate` on PostgreSQL (shown as "about"), else only "more than TOTAL_CAP"."""
+
+    count: int
+    exact: bool
+    estimate: int | None = None
+
+
+def total_of(found: QuerySet[Message], *, cap: int = TOTAL_CAP) -> Total:
+    """Count `found` without ever counting a million rows: a count capped at `cap` + 1 (one query reading
+    at most that many rows), and past the cap the planner's row estimate (EXPLAIN, no rows read)."""
+    counted = found.order_by()[: cap + 1].count()
+    if counted <= cap:
+        return Total(count=counted, exact=True)
+    return Total(count=cap, exact=False, estimate=_planner_estimate(found))
+
+
+def _planner_estimate(found: QuerySet[Message]) -> int | None:
+    """PostgreSQL's estimate of the rows `found` returns, from its statistics (pg_class, pg_statistic).
+    Only worth showing above the cap, and only with "about": it can be off by a factor for narrow filters."""
+    if connection.vendor != "postgresql":
+        return None
+    plan = json.loads(found.order_by().explain(format="json"))
+    rows = plan[0]["Plan"]["Plan Rows"]
+    return int(rows) if rows > TOTAL_CAP else None
+
+
+MESSAGE_CSV_COLUMNS = {
+    "created_at": "created_at",
+    "message_id": "public_id",
+    "subaccount_id": "account__public_id",
+    "account": "account__name",
+    "from_email": "from_email",
+    "to_email": "to_email",
+    "subject": "subject",
+    "status": "status",
+    "reason": "reject_reason",
+    "tags": "tags",
+}
+
+
+def messages_csv(account: Account, filters: MessageFilters, *, chunk_size: int = 2000) -> Iterator[str]:
+    """The filtered list as CSV lines, in the list's order, read in chunks (a server-side cursor on
+    PostgreSQL): a million messages are streamed, never held in memory at once. Cells a spreadsheet would
+    run as formulas are neutralised (accounts.csv_export)."""
+    rows = (
+        messages_for(account, filters)
+        .values_list(*MESSAGE_CSV_COLUMNS.values())
+        .iterator(chunk_size=chunk_size)
+    )
+    lines = (
+        [created.astimezone(timezone.UTC).isoformat(), *middle, ", ".join(map(str, tags or []))]
+        for created, *middle, tags in rows
+    )
+    return csv_lines(MESSAGE_CSV_COLUMNS, lines)
 
 
 def message_of(account: Account, public_id: str) -> Message:
@@ -182,3 +294,18 @@ def search_time_series(found: QuerySet[Message]) -> list[dict]:
         .order_by("hour")
     )
     return list(rows)
+
+
+def subaccount_sending(master: Account, pk: int) -> dict:
+    """What the master's page for one subaccount shows of its sending: its latest messages, its API keys
+    and the domains it may send from (its own, and the agency's shared with it), read-only, in a fixed
+    number of queries. Raises Account.DoesNotExist for anything but one of `master`'s subaccounts."""
+    subaccount = Account.objects.subaccounts_of(master).get(pk=pk)
+    subaccount.parent = master
+    return {
+        "sub": subaccount,
+        "latest": list(messages_for(subaccount, MessageFilters())[:10]),
+        "keys": list(ApiKey.objects.for_account(subaccount)),
+        "own_domains": list(SenderDomain.objects.for_account(subaccount)),
+        "shared_domains": list(SenderDomain.objects.usable_by(subaccount).exclude(account=subaccount)),
+    }

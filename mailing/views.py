@@ -11,7 +11,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import account_required
+from accounts.decorators import account_required, master_required
 from accounts.errors import DomainError, ValidationError
 from accounts.impersonation_session import real_user
 from accounts.models import Account
@@ -108,12 +108,84 @@ class UncountedPage:
 @account_required
 def message_list(request):
     filters = selectors.MessageFilters.from_query(request.GET)
-    page = UncountedPage(selectors.messages_for(request.account, filters), request.GET.get("page"))
-    context = {"page": page, "filters": filters, "statuses": Message.Status.choices, "nav": "messages"}
+    found = selectors.messages_for(request.account, filters)
+    page = UncountedPage(found, request.GET.get("page"))
+    context = {
+        "page": page,
+        "total": selectors.total_of(found),
+        "filters": filters,
+        "statuses": Message.Status.choices,
+        "columns": _sortable_columns(request.account, filters.sort),
+        "sort_choices": _sort_choices(request.account),
+        "nav": "messages",
+    }
     template = "mailing/message_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#message-table"
     return render(request, template, context)
+
+
+SORT_LABELS = {
+    "-created": "Newest first",
+    "created": "Oldest first",
+    "recipient": "Recipient (A–Z)",
+    "-recipient": "Recipient (Z–A)",
+    "subaccount": "Account (A–Z)",
+    "-subaccount": "Account (Z–A)",
+    "status": "Status (A–Z)",
+    "-status": "Status (Z–A)",
+}
+
+
+def _sort_choices(account: Account) -> list[tuple[str, str]]:
+    """The sorts a phone offers in the filters (the column heads, which sort on a wide screen, are hidden)."""
+    return [
+        (key, label) for key, label in SORT_LABELS.items() if account.is_master or "subaccount" not in key
+    ]
+
+
+def _sortable_columns(account: Account, sort: str) -> list[dict]:
+    """The list's column heads that sort, each with the sort its link asks for (the other direction when it
+    is the current one) and its aria-sort state."""
+    columns = [("created", "When"), ("recipient", "Recipient"), ("status", "Status")]
+    if account.is_master:
+        columns.insert(2, ("subaccount", "Account"))
+    heads = []
+    for key, label in columns:
+        first = "-created" if key == "created" else key  # newest first, A to Z
+        other = first[1:] if first.startswith("-") else f"-{first}"
+        current = sort in (first, other)
+        heads.append(
+            {
+                "key": key,
+                "label": label,
+                "sort": other if sort == first else first,
+                "aria_sort": ("descending" if sort.startswith("-") else "ascending") if current else "",
+            }
+        )
+    return heads
+
+
+@account_required
+def message_export(request):
+    """The filtered, sorted list as CSV, streamed row by row from a server-side cursor."""
+    filters = selectors.MessageFilters.from_query(request.GET)
+    response = StreamingHttpResponse(
+        selectors.messages_csv(request.account, filters), content_type="text/csv; charset=utf-8"
+    )
+    filename = f"{request.account.public_id}-messages-{timezone.now():%Y-%m-%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@master_required
+def subaccount_sending(request, pk: int):
+    """The master's page for one subaccount loads this: its latest messages, keys and domains, read-only."""
+    try:
+        context = selectors.subaccount_sending(request.account, pk)
+    except Account.DoesNotExist:
+        raise Http404("No such subaccount.") from None
+    return render(request, "mailing/partials/subaccount_sending.html", context)
 
 
 @account_required

@@ -8,8 +8,6 @@ quota. An allowlisted address is never suppressed. The accept path asks once per
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -19,6 +17,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.audit import record
+from accounts.csv_export import csv_lines
 from accounts.errors import NotSuppressed, ValidationError
 from accounts.models import Account, Membership, User
 from accounts.permissions import require_role
@@ -227,28 +226,17 @@ def filtered_suppressions(owner: Account, filters: SuppressionFilters) -> QueryS
 CSV_COLUMNS = ["email", "reason", "detail", "added_at", "last_event_at", "expires_at"]
 
 
-def _csv_safe(value: str) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas, and a bounce's detail is a stranger's."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def suppressions_csv(owner: Account, filters: SuppressionFilters) -> Iterator[str]:
-    """The filtered list as CSV lines, streamed (a list may hold hundreds of thousands of addresses)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-
-    def line(row: list) -> str:
-        out.seek(0)
-        out.truncate()
-        writer.writerow(row)
-        return out.getvalue()
-
-    yield line(CSV_COLUMNS)
-    for entry in filtered_suppressions(owner, filters).iterator(chunk_size=2000):
-        yield line([
-            _csv_safe(entry.email), entry.reason, _csv_safe(entry.detail), entry.created_at.isoformat(),
-            entry.last_event_at.isoformat(), entry.expires_at.isoformat() if entry.expires_at else "",
-        ])  # fmt: skip
+    """The filtered list as CSV lines, streamed (a list may hold hundreds of thousands of addresses); a
+    bounce's detail is a stranger's text, so formula cells are defused (accounts.csv_export)."""
+    rows = (
+        [
+            entry.email, entry.reason, entry.detail, entry.created_at.isoformat(), entry.last_event_at.isoformat(),
+            entry.expires_at.isoformat() if entry.expires_at else "",
+        ]
+        for entry in filtered_suppressions(owner, filters).iterator(chunk_size=2000)
+    )  # fmt: skip
+    return csv_lines(CSV_COLUMNS, rows)
 
 
 def _visible_to(account: Account) -> Q:

@@ -23,6 +23,17 @@
     });
   }
 
+  // --- the overview's period: typing a date means "From–to"; choosing a preset clears the dates ---
+  document.querySelectorAll("[data-range-form]").forEach((form) => {
+    const preset = form.querySelector("select[name=range]");
+    const dates = form.querySelectorAll("input[type=date]");
+    if (!preset) return;
+    dates.forEach((input) => input.addEventListener("change", () => { preset.value = "custom"; }));
+    preset.addEventListener("change", () => {
+      if (preset.value !== "custom") dates.forEach((input) => { input.value = ""; });
+    });
+  });
+
   // --- row menus: popovers placed under (or above) their button, kept there while the page scrolls ---
   const invokerOf = (popover) => document.querySelector(`[popovertarget="${popover.id}"]`);
 

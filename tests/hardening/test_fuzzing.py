@@ -169,7 +169,8 @@ PAGES = ["accounts:subaccount_list", "accounts:billing", "accounts:activity", "a
 @given(
     page=st.sampled_from(PAGES),
     params=st.dictionaries(
-        st.sampled_from(["q", "status", "sort", "page", "month", "recipient", "tag", "date_from", "date_to"]),
+        st.sampled_from(["q", "status", "sort", "page", "month", "recipient", "tag", "date_from", "date_to",
+                         "range", "subaccount"]),
         query_text, max_size=4,
     ),
 )  # fmt: skip
