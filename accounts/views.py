@@ -470,13 +470,19 @@ def overview(request):
         "span": span,
         "daily": daily,
         "range_totals": reports.totals(daily),
-        "top": reports.top_subaccounts(request.account, span),
+        "top": _with_health(reports.top_subaccounts(request.account, span)),
         "export_query": urlencode(
             {"range": span.preset, "date_from": span.first.isoformat(), "date_to": span.last.isoformat()}
         ),
         "nav": "overview",
     }
     return render(request, "accounts/overview.html", context)
+
+
+def _with_health(rows: list[dict]) -> list[dict]:
+    """Each current subaccount's 30-day reputation beside its figures: one query for the lot."""
+    found = reputation.health_of([row["account_id"] for row in rows if row["state"] == "current"])
+    return [row | {"health": found.get(row["account_id"])} for row in rows]
 
 
 OVERVIEW_EXPORTS = {

@@ -306,3 +306,16 @@ def test_two_deleted_subaccounts_stay_two_lines_in_the_csv(client):
     _staff(client, master)
     rows = _csv(client.get(reverse("accounts:overview_csv_subaccounts")))
     assert [(row[3], row[4]) for row in rows[1:]] == [("Gone Two (two)", "5"), ("Gone One (one)", "3")]
+
+
+def test_the_overview_shows_each_top_subaccounts_reputation(client):
+    master = MasterFactory()
+    clean = SubaccountFactory(parent=master, name="Clean Shop")
+    bouncy = SubaccountFactory(parent=master, name="Bouncy Shop")
+    _hour(clean, sent=200, delivered=200)
+    _hour(bouncy, sent=200, delivered=180, hard_bounced=20)  # 10 % hard bounces: twice the limit
+    _staff(client, master)
+    rows = {row["name"]: row for row in client.get(reverse("accounts:overview")).context["top"]}
+    assert rows["Clean Shop"]["health"].reputation == 100
+    assert rows["Bouncy Shop"]["health"].reputation < 50
+    assert "Reputation" in client.get(reverse("accounts:overview")).content.decode()
