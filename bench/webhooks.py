@@ -6,6 +6,10 @@ on loopback (a separate process answering 200 after reading the body) is deliver
 the query for what is owed, the event objects, the JSON and signature, the POST and the cursor's UPDATE
 per batch. Events per second per worker; the receiver's own cost is outside the figure as far as a
 separate process makes it.
+
+Beside it, in the same run, the accept path (in-process `accept_messages`, one recipient a call, one of
+every ten suppressed so `reject` events are recorded at accept) without and with a webhook listening to
+every event of the account: a webhook must cost the accept path nothing but the enqueue after commit.
 """
 
 from __future__ import annotations
@@ -85,6 +89,41 @@ def _rate(master, owner, url: str, batch_size: int) -> tuple[float, int]:
     return delivered / timer.seconds, webhook.batches_sent
 
 
+ACCEPT_CALLS = 600
+
+
+def _accept_rate(account) -> float:
+    from unittest import mock
+
+    from mailing.outgoing import OutgoingMessage, Recipient
+    from mailing.sending import accept_messages
+
+    with mock.patch("mailing.sending.enqueue_delivery"), common.Timer() as timer:
+        for i in range(ACCEPT_CALLS):
+            address = f"gone{i % 50}@bench.example" if i % 10 == 0 else f"a{i}@bench.example"
+            accept_messages(account=account, message=OutgoingMessage(
+                from_email="news@bench.example", subject="Receipt", text="Thanks", recipients=[Recipient(email=address)],
+            ))  # fmt: skip
+    return ACCEPT_CALLS / timer.seconds
+
+
+def _accept_with_and_without_a_webhook(master, owner, url: str) -> list[list[str]]:
+    from mailing.deliverability import suppression
+    from mailing.models import Webhook
+    from mailing.webhooks import hooks
+
+    for i in range(50):
+        suppression.suppress(
+            account=master, email=f"gone{i}@bench.example", reason="hard-bounce", detail="bench"
+        )
+    Webhook.objects.filter(account=master).delete()
+    without = _accept_rate(master)
+    hooks.add_webhook(actor=owner, account=master, url=f"{url}?accept", events=list(hooks.MESSAGE_EVENTS))
+    with_hook = _accept_rate(master)
+    return [["no webhook", f"{without:,.0f}", "1.00"], ["a webhook on every event", f"{with_hook:,.0f}",
+            f"{with_hook / without:.2f}"]]  # fmt: skip
+
+
 def main() -> None:
     common.progress("webhooks: resetting the database")
     common.reset_database()
@@ -102,8 +141,11 @@ def main() -> None:
             rate, batches = _rate(master, owner, url, size)
             rows.append([f"{size:,}", f"{batches:,}", f"{rate:,.0f}"])
             common.progress(f"webhooks: batches of {size}: {rate:,.0f} events/s")
+        accept_rows = _accept_with_and_without_a_webhook(master, owner, url)
     finally:
         receiver.terminate()
     print("## Webhook delivery (`bench/webhooks.py`)\n")
     print(__doc__.split("\n", 1)[1].strip() + "\n")
     print(common.table(["events per POST", "POSTs", "events/s, one worker"], rows))
+    print()
+    print(common.table(["accept path", "calls/s", "ratio"], accept_rows))
