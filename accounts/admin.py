@@ -150,8 +150,8 @@ class AccountAdmin(admin.ModelAdmin):
         if account.pk is None:
             return "Active (new accounts start active)"
         return (
-            f"{account.get_status_display()}. To change it, select the subaccount in the list and choose "
-            "Pause, Resume, Close or Reopen from the actions: they hold or release mail, send the emails "
+            f"{account.get_status_display()}. To change it, tick the subaccount in the list and pick "
+            "Pause, Resume, Close or Reopen among the actions: they hold or release mail, send the emails "
             "and write the audit trail, as the agency's own buttons on its dashboard do."
         )
 

@@ -54,8 +54,8 @@ class Result(StrEnum):
     OVERSIZE = "oversize"
     NOT_A_REPORT = "not-a-report"
     NOT_A_FAILURE = "not-a-failure"  # a deferral, or a failure too vague to classify
-    NO_TOKEN = "no-token"
-    FORGED_TOKEN = "forged-token"
+    NO_TOKEN = "no-token"  # nosec B105 - a reason's name, not a password
+    FORGED_TOKEN = "forged-token"  # nosec B105 - a reason's name, not a password
     UNKNOWN_MESSAGE = "unknown-message"
     RECIPIENT_MISMATCH = "recipient-mismatch"
 
