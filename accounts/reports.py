@@ -24,14 +24,29 @@ MAX_RANGE_DAYS = 366  # a year: past that, a chart by day says nothing and the q
 OLDEST_YEAR = 2000
 
 # What a day (or a range) counts, in the order the chart, the tables and the CSV show them.
-FIGURES = ("sent", "delivered", "bounced", "complained", "rejected", "failed")
-_SUMS = {
+FIGURES = (
+    "sent",
+    "delivered",
+    "bounced",
+    "complained",
+    "rejected",
+    "failed",
+    "opened",
+    "clicked",
+    "unsubscribed",
+)
+# Each figure as a sum of the hourly Usage counters: the one definition the charts, widgets and exports use.
+SUMS = {
     "sent": Coalesce(Sum("sent"), 0),
     "delivered": Coalesce(Sum("delivered"), 0),
     "bounced": Coalesce(Sum("hard_bounced"), 0) + Coalesce(Sum("soft_bounced"), 0),
     "complained": Coalesce(Sum("complained"), 0),
     "rejected": Coalesce(Sum("rejected"), 0),
     "failed": Coalesce(Sum("failed"), 0),
+    # what recipients did: messages first opened, first clicked (the chart's lines), and unsubscribes
+    "opened": Coalesce(Sum("unique_opens"), 0),
+    "clicked": Coalesce(Sum("unique_clicks"), 0),
+    "unsubscribed": Coalesce(Sum("unsubs"), 0),
 }
 
 
@@ -110,7 +125,7 @@ def daily_figures(rows: QuerySet[Usage], span: DateRange) -> list[dict]:
         for row in hours_in(rows, span)
         .annotate(day=TruncDate("start", tzinfo=timezone.UTC))
         .values("day")
-        .annotate(**_SUMS)
+        .annotate(**SUMS)
         .order_by()
     }
     days = []
@@ -143,7 +158,7 @@ def _by_subaccount(master: Account, span: DateRange):
             deleted_label=Case(When(account_id__isnull=True, then=F("account_label")), default=Value(""))
         )
         .values("account_id", "deleted_label")
-        .annotate(**_SUMS)
+        .annotate(**SUMS)
         .order_by("-sent", "account_id", "deleted_label")
     )
 

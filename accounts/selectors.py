@@ -147,21 +147,6 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
     }
 
 
-# What the charts and usage widgets show, each a sum of the hourly Usage counters (bounced: hard and soft).
-OUTCOME_SUMS = {
-    "sent": Sum("sent"),
-    "delivered": Sum("delivered"),
-    "bounced": Sum("hard_bounced") + Sum("soft_bounced"),
-    "complained": Sum("complained"),
-    "rejected": Sum("rejected"),
-    "failed": Sum("failed"),
-    # what recipients did: the messages first opened, first clicked (the chart's lines)
-    "opened": Sum("unique_opens"),
-    "clicked": Sum("unique_clicks"),
-    "unsubscribed": Sum("unsubs"),
-}
-
-
 def daily_sent(account: Account, *, days: int = 30, now: datetime | None = None) -> list[dict]:
     """The account's figures per UTC day over the last `days` days (today included), from its hourly
     Usage windows (one aggregate query; days without sending are 0 for the chart)."""
@@ -194,11 +179,11 @@ def subaccount_page(master: Account, pk: int, *, now: datetime | None = None) ->
 
 
 def outcomes_this_month(account: Account, *, now: datetime | None = None) -> dict[str, int]:
-    """This month's delivered, bounced, complained, rejected (and the rest of OUTCOME_SUMS) for the
+    """This month's delivered, bounced, complained, rejected (and the rest of reports.FIGURES) for the
     usage widgets: one aggregate over the hourly Usage windows."""
     totals = Usage.objects.filter(
         account=account, window=Usage.Window.HOUR, start__gte=month_start(now)
-    ).aggregate(**OUTCOME_SUMS)
+    ).aggregate(**reports.SUMS)
     return {key: value or 0 for key, value in totals.items()}
 
 

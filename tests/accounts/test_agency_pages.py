@@ -243,11 +243,12 @@ def test_the_days_csv_adds_up_usage_of_the_range(client):
         f'attachment; filename="{master.public_id}-sending-by-day-'
     )
     rows = _csv(response)
-    assert rows[0] == ["day", "sent", "delivered", "bounced", "complained", "rejected", "failed"]
+    assert rows[0] == ["day", "sent", "delivered", "bounced", "complained", "rejected", "failed", "opened", "clicked",
+                       "unsubscribed"]  # fmt: skip
     assert len(rows) == 8
     assert sum(int(row[1]) for row in rows[1:]) == 6
     today = next(row for row in rows if row[0] == hour_start().date().isoformat())
-    assert today[1:] == ["5", "4", "1", "1", "2", "1"]
+    assert today[1:] == ["5", "4", "1", "1", "2", "1", "0", "0", "0"]
 
 
 def test_the_subaccounts_csv_lists_every_sender_and_neutralises_formulas(client):

@@ -57,6 +57,7 @@ def test_the_widgets_count_this_month_only_and_never_events(client):
         re.search(r'<script id="daily-data" type="application/json">(.*?)</script>', page).group(1)
     )
     assert data[-1]["delivered"] == 1234 and data[-1]["bounced"] == 5
+    assert (data[-1]["opened"], data[-1]["clicked"]) == (30, 6)  # the chart's lines
 
 
 def test_the_master_sees_a_subaccounts_outcomes_on_its_page(client):
