@@ -53,7 +53,7 @@ def archive_for(
     if date_from:
         found = found.filter(sent_at__gte=day_start(date_from))
     if date_to:
-        found = found.filter(sent_at__lt=day_start(date_to) + timedelta(days=1))
+        found = found.filter(sent_at__lt=day_start(date_to + timedelta(days=1)))
     return found.order_by("-sent_at", "-id")
 
 

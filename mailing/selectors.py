@@ -107,7 +107,9 @@ def _date(value: str | None) -> date | None:
 
 
 def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
+    """Midnight of `day` in the reader's time zone (the one the user's setting activated for this request;
+    UTC outside a request), so a day typed into a filter is the day the page's dates show."""
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
 
 def messages_for(account: Account, filters: MessageFilters) -> QuerySet[Message]:
@@ -132,7 +134,7 @@ def messages_for(account: Account, filters: MessageFilters) -> QuerySet[Message]
     if filters.date_from:
         found = found.filter(created_at__gte=day_start(filters.date_from))
     if filters.date_to:
-        found = found.filter(created_at__lt=day_start(filters.date_to) + timedelta(days=1))
+        found = found.filter(created_at__lt=day_start(filters.date_to + timedelta(days=1)))
     return found.order_by(*MESSAGE_SORTS[filters.sort])
 
 

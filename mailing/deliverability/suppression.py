@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -24,6 +24,7 @@ from accounts.permissions import require_role
 
 from ..checks import is_valid_address
 from ..models import AllowlistEntry, Suppression
+from ..selectors import day_start
 
 MAX_LIST = 1000
 
@@ -196,10 +197,6 @@ def _date(value: str | None) -> date | None:
         return None
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
-
-
 def filtered_suppressions(owner: Account, filters: SuppressionFilters) -> QuerySet[Suppression]:
     """`owner`'s list as the page filters it: address contains, reason, added between (UTC days), and
     in force (the default), permanent, expiring later, expired or all. Newest event first."""
@@ -210,9 +207,9 @@ def filtered_suppressions(owner: Account, filters: SuppressionFilters) -> QueryS
     if filters.reason:
         found = found.filter(reason=filters.reason)
     if filters.date_from:
-        found = found.filter(created_at__gte=_day_start(filters.date_from))
+        found = found.filter(created_at__gte=day_start(filters.date_from))
     if filters.date_to:
-        found = found.filter(created_at__lt=_day_start(filters.date_to) + timedelta(days=1))
+        found = found.filter(created_at__lt=day_start(filters.date_to + timedelta(days=1)))
     found = {
         "": found.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)),
         "permanent": found.filter(expires_at__isnull=True),

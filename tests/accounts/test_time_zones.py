@@ -80,3 +80,23 @@ def test_the_activity_filter_means_days_in_the_readers_zone(client):
     assert "late@night.test" in on_15th.content.decode().split("<tbody>")[-1]
     assert "15 Jan 2026, 00:30 CET" in on_15th.content.decode()
     assert "15 Jan 2026, 00:30" not in on_14th.content.decode()
+
+
+@pytest.mark.parametrize("page", ["mailing:message_list", "mailing:suppression_list"])
+def test_the_message_and_suppression_filters_mean_days_in_the_readers_zone(client, page):
+    from mailing.models import Message, Suppression
+
+    # given a message and a suppression at 23:30 UTC on 14 January: already 15 January in Prague
+    sub, owner = subaccount_with_owner()
+    owner.time_zone = "Europe/Prague"
+    owner.save()
+    late = datetime(2026, 1, 14, 23, 30, tzinfo=UTC)
+    message = Message.objects.create(account=sub, from_email="a@shop.test", to_email="late@night.test")
+    Message.objects.filter(pk=message.pk).update(created_at=late)  # the field is auto_now_add
+    Suppression.objects.create(account=sub, email="late@night.test", reason="custom", created_at=late)
+    client.force_login(owner)
+    # when the reader asks for 15 January, then it is there; for 14 January, it is not
+    on_15th = client.get(reverse(page), {"date_from": "2026-01-15", "date_to": "2026-01-15"}).content.decode()
+    on_14th = client.get(reverse(page), {"date_from": "2026-01-14", "date_to": "2026-01-14"}).content.decode()
+    assert "late@night.test" in on_15th
+    assert "late@night.test" not in on_14th
