@@ -91,54 +91,81 @@ def accept_rate(subs, recipients: int, threads: int, calls: int, spread: bool) -
     return threads * calls * recipients / seconds
 
 
-RAW_USAGE = """
-INSERT INTO accounts_usage (account_id, billed_to_id, account_label, "window", start, sent, rejected, failed)
-VALUES (%(a)s, %(b)s, 'bench', 'hour', %(hour)s, 0, 0, 0), (%(a)s, %(b)s, 'bench', 'month', %(month)s, 0, 0, 0)
-ON CONFLICT DO NOTHING"""
 RAW_RESERVE = """
 UPDATE accounts_usage SET sent = sent + %(n)s WHERE account_id = %(a)s AND billed_to_id = %(b)s
 AND "window" = %(window)s AND start = %(start)s AND sent <= %(limit)s - %(n)s"""
-MESSAGE_COLUMNS = (
-    "account_id, public_id, from_email, from_name, to_email, to_name, to_type, subject, text, html, headers, "
-    "attachments, tags, metadata, status, reject_reason, queued_reason, archive, attempts, created_at, "
-    "next_attempt_at, last_error"
-)
-MESSAGE_ROW = (
-    "(%s, %s, 'news@sender.example', '', %s, '', 'to', 'Your receipt', 'Thanks for your order.', "
-    "'<p>Thanks for your order.</p>', '{}', '[]', '[\"receipt\"]', '{}', 'queued', '', '', false, 0, now(), now(), '')"
-)
+
+
+class RawInsert:
+    """An INSERT of every column Django writes for `model`, so the floor writes the same rows as the
+    product and never drifts from the schema: the named columns take given values, the rest their
+    defaults, prepared for the database once."""
+
+    def __init__(self, model, named: tuple[str, ...]) -> None:
+        from django.db import connection
+
+        self.named = named
+        self.columns, self.defaults = [], []
+        for field in model._meta.concrete_fields:
+            if field.primary_key:
+                continue
+            self.columns.append(field.attname)
+            default = (
+                None if field.attname in named else field.get_db_prep_save(field.get_default(), connection)
+            )
+            self.defaults.append(default)
+        quoted = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in self.columns)
+        self.head = f"INSERT INTO {model._meta.db_table} ({quoted}) VALUES "
+        self.row = "(" + ", ".join(["%s"] * len(self.columns)) + ")"
+
+    def sql(self, rows: list[dict]) -> tuple[str, list]:
+        params = []
+        for values in rows:
+            params += [
+                values[c] if c in self.named else d for c, d in zip(self.columns, self.defaults, strict=True)
+            ]
+        return self.head + ", ".join([self.row] * len(rows)), params
 
 
 def raw_rate(subs, recipients: int, threads: int, calls: int, spread: bool) -> float:
     from django.db import connection, transaction
     from django.utils import timezone
+    from psycopg.types.json import Jsonb
 
+    from accounts.models import Usage
     from accounts.quota import hour_start, month_start
+    from mailing.models import Message
+
+    usage = RawInsert(Usage, ("account_id", "billed_to_id", "account_label", "window", "start"))
+    messages = RawInsert(Message, ("account_id", "public_id", "from_email", "to_email", "subject", "text", "html",
+                                   "tags", "status", "created_at", "next_attempt_at"))  # fmt: skip
 
     def work(index: int):
         with connection.cursor() as cursor:
             for call in range(calls):
                 account = subs[(index * calls + call) % len(subs)] if spread else subs[0]
                 now = timezone.now()
-                params = {
-                    "a": account.pk,
-                    "b": account.parent_id,
-                    "hour": hour_start(now),
-                    "month": month_start(now),
-                }
+                windows = (("hour", hour_start(now)), ("month", month_start(now)))
+                params = {"a": account.pk, "b": account.parent_id}
                 with transaction.atomic():
-                    cursor.execute(RAW_USAGE, params)
-                    for window, start in (("hour", params["hour"]), ("month", params["month"])):
+                    sql, values = usage.sql([
+                        {"account_id": account.pk, "billed_to_id": account.parent_id, "account_label": "bench",
+                         "window": window, "start": start}
+                        for window, start in windows
+                    ])  # fmt: skip
+                    cursor.execute(sql + " ON CONFLICT DO NOTHING", values)
+                    for window, start in windows:
                         cursor.execute(RAW_RESERVE, {**params, "n": recipients, "window": window, "start": start,
                                                      "limit": 2_000_000_000})  # fmt: skip
                         assert cursor.rowcount == 1
-                    rows, values = [], []
-                    for i in range(recipients):
-                        rows.append(MESSAGE_ROW)
-                        values += [account.pk, uuid.uuid4().hex, f"customer{i}@example.test"]
-                    cursor.execute(
-                        f"INSERT INTO mailing_message ({MESSAGE_COLUMNS}) VALUES {', '.join(rows)}", values
-                    )
+                    sql, values = messages.sql([
+                        {"account_id": account.pk, "public_id": uuid.uuid4().hex, "from_email": "news@sender.example",
+                         "to_email": f"customer{i}@example.test", "subject": "Your receipt",
+                         "text": "Thanks for your order.", "html": "<p>Thanks for your order.</p>",
+                         "tags": Jsonb(["receipt"]), "status": "queued", "created_at": now, "next_attempt_at": now}
+                        for i in range(recipients)
+                    ])  # fmt: skip
+                    cursor.execute(sql, values)
 
     seconds = _run_threads(threads, work)
     return threads * calls * recipients / seconds
