@@ -5,13 +5,14 @@ itself (accounts/audit.py) keeps the codes and raw values for the admin and for 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, timedelta, tzinfo
 
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .models import Account, AuditEvent
+from .reports import day_start, parse_day
 from .selectors import audit_events_for_account
 
 SENTENCES = {
@@ -93,8 +94,8 @@ class ActivityFilters:
         return cls(
             action=query.get("action", "") if query.get("action") in SENTENCES else "",
             person=(query.get("person") or "").strip()[:254],
-            date_from=_date(query.get("date_from")),
-            date_to=_date(query.get("date_to")),
+            date_from=parse_day(query.get("date_from")),
+            date_to=parse_day(query.get("date_to")),
         )
 
     @property
@@ -111,17 +112,6 @@ class Line:
     details: list[str] = field(default_factory=list)
 
 
-def _date(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def _day_start(day: date, zone: tzinfo) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=zone)
-
-
 def activity_for(
     account: Account, filters: ActivityFilters, zone: tzinfo = timezone.UTC
 ) -> QuerySet[AuditEvent]:
@@ -133,9 +123,9 @@ def activity_for(
     if filters.person:
         events = events.filter(Q(actor_label=filters.person) | Q(real_actor_label=filters.person))
     if filters.date_from:
-        events = events.filter(created_at__gte=_day_start(filters.date_from, zone))
+        events = events.filter(created_at__gte=day_start(filters.date_from, zone))
     if filters.date_to:
-        events = events.filter(created_at__lt=_day_start(filters.date_to + timedelta(days=1), zone))
+        events = events.filter(created_at__lt=day_start(filters.date_to + timedelta(days=1), zone))
     return events
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from itertools import batched
 
 from django.db.models import Case, F, QuerySet, Sum, Value, When
@@ -48,6 +48,21 @@ SUMS = {
     "clicked": Coalesce(Sum("unique_clicks"), 0),
     "unsubscribed": Coalesce(Sum("unsubs"), 0),
 }
+
+
+def parse_day(value: str | None) -> date | None:
+    """A filter's day as typed (YYYY-MM-DD), or None when empty or not a date."""
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def day_start(day: date, zone: tzinfo | None = None) -> datetime:
+    """Midnight of `day` in `zone`, by default the reader's (the zone their setting activated for this
+    request; UTC outside a request), so a day typed into a filter is the day the page's dates show. A
+    day ends at the next day's midnight, which stays right across summer time."""
+    return datetime.combine(day, time.min, tzinfo=zone or timezone.get_current_timezone())
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
+from accounts.reports import day_start
 
 from .models import ArchivedMessage, Message
-from .selectors import day_start
 
 
 def archive_sent(messages: list[Message], *, sent_at: datetime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.csv_export import csv_lines
 from accounts.errors import ValidationError
 from accounts.models import Account
+from accounts.reports import day_start, parse_day
 from accounts.validation import clean_search
 
 from .models import ApiKey, Message, MessageEvent, SenderDomain
@@ -59,9 +60,9 @@ class MessageFilters:
             )
             if error
         }
-        date_from, date_to = _date(query.get("date_from")), _date(query.get("date_to"))
+        date_from, date_to = parse_day(query.get("date_from")), parse_day(query.get("date_to"))
         for name in ("date_from", "date_to"):
-            if query.get(name) and _date(query.get(name)) is None:
+            if query.get(name) and parse_day(query.get(name)) is None:
                 errors[name] = "Not a date: use the calendar (year-month-day)."
         if date_from and date_to and date_from > date_to:
             errors["date_from"] = "The first day must come before the last: the dates are ignored."
@@ -97,19 +98,6 @@ def list_contains(field: str, value: str) -> Q:
 def has_tag(tag: str) -> Q:
     """Messages carrying `tag`."""
     return list_contains("tags", tag)
-
-
-def _date(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def day_start(day: date) -> datetime:
-    """Midnight of `day` in the reader's time zone (the one the user's setting activated for this request;
-    UTC outside a request), so a day typed into a filter is the day the page's dates show."""
-    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
 
 def messages_for(account: Account, filters: MessageFilters) -> QuerySet[Message]:

@@ -21,10 +21,10 @@ from accounts.csv_export import csv_lines
 from accounts.errors import NotSuppressed, ValidationError
 from accounts.models import Account, Membership, User
 from accounts.permissions import require_role
+from accounts.reports import day_start, parse_day
 
 from ..checks import is_valid_address
 from ..models import AllowlistEntry, Suppression
-from ..selectors import day_start
 
 MAX_LIST = 1000
 
@@ -180,21 +180,14 @@ class SuppressionFilters:
         return cls(
             email=(query.get("q") or "").strip().lower()[:254],
             reason=reason if reason in Suppression.Reason.values else "",
-            date_from=_date(query.get("date_from")),
-            date_to=_date(query.get("date_to")),
+            date_from=parse_day(query.get("date_from")),
+            date_to=parse_day(query.get("date_to")),
             expiry=expiry if expiry in dict(EXPIRY_CHOICES) else "",
         )
 
     @property
     def any(self) -> bool:
         return bool(self.email or self.reason or self.date_from or self.date_to or self.expiry)
-
-
-def _date(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
 
 
 def filtered_suppressions(owner: Account, filters: SuppressionFilters) -> QuerySet[Suppression]:
