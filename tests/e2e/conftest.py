@@ -66,6 +66,12 @@ def log_in(page, base_url: str, email: str, password: str) -> None:
     page.wait_for_load_state()
 
 
+def wait_for_htmx(page) -> None:
+    """Wait until no htmx request is in flight: a link followed while one is pending is cancelled by
+    the history push that request ends with, as a person clicking fast would see."""
+    page.wait_for_function("() => document.querySelector('.htmx-request') === null")
+
+
 # --- the demo agency, its people, and every page each of them can open ---------------------------------
 
 DEMO_PASSWORD = "demo-pass-2026"  # seed_demo's published password

@@ -9,7 +9,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import Membership
-from tests.e2e.conftest import DEMO_PASSWORD, PEOPLE, log_in
+from tests.e2e.conftest import DEMO_PASSWORD, PEOPLE, log_in, wait_for_htmx
 from tests.factories import PASSWORD, MasterFactory, MembershipFactory, SubaccountFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -29,6 +29,7 @@ def test_older_pages_keep_the_date_filter(page, live_server, demo, path, search_
     if search_label:
         page.get_by_label(search_label).fill("customer.example")
         expect(page).to_have_url(re.compile(r"q=customer\.example"))
+        wait_for_htmx(page)
     page.get_by_role("link", name="Older →").click()
     expect(page.get_by_role("link", name="← Newer")).to_be_visible()
     query = _query(page)
@@ -51,6 +52,7 @@ def test_the_subaccount_list_keeps_search_status_and_sort_across_pages(page, liv
     page.get_by_label("Sort by").select_option(label="Name (Z–A)")
     page.get_by_label("Search").fill("shop")
     expect(page).to_have_url(re.compile(r"q=shop&status=paused&sort=-name"))  # the table was fetched again
+    wait_for_htmx(page)
     expect(page.get_by_text("1–25 of 27")).to_be_visible()
     page.get_by_role("link", name="Next →").click()
     expect(page.get_by_text("26–27 of 27")).to_be_visible()
