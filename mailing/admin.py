@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from accounts.admin import ReadOnlyAdmin
 
-from .models import ApiKey, ArchivedMessage, Message, SenderDomain, Webhook, WebhookAttempt
+from .models import ApiKey, ArchivedMessage, ExportJob, Message, SenderDomain, Webhook, WebhookAttempt
 
 
 @admin.register(ApiKey)
@@ -34,6 +34,15 @@ class ArchivedMessageAdmin(ReadOnlyAdmin):
     search_fields = ["to_email", "from_email", "subject"]
     list_select_related = ["account"]
     show_full_result_count = False
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(ReadOnlyAdmin):
+    """Operators see why an export failed or waits; the files themselves stay behind the tenant's view."""
+
+    list_display = ["created_at", "account", "kind", "state", "written", "total", "error"]
+    list_filter = ["state", "kind"]
+    list_select_related = ["account"]
 
 
 @admin.register(SenderDomain)

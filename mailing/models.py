@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, User
 
 
 def new_public_id() -> str:
@@ -502,3 +502,55 @@ class WebhookAttempt(models.Model):
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+class ExportJob(models.Model):
+    """A CSV export too large to download while the page waits: a worker writes the file (the exports
+    storage), reporting how many rows it has written, and the page polls it and then offers the file.
+    The query is the list page's own, replayed in the requester's time zone so the file holds exactly the
+    rows the page showed. Files and rows are purged after EXPORT_RETENTION_DAYS."""
+
+    class Kind(models.TextChoices):
+        MESSAGES = "messages", "Messages"
+        SUPPRESSIONS = "suppressions", "Suppressions"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        RUNNING = "running", "Writing"
+        FINISHED = "finished", "Ready"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="export_jobs")
+    requested_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    query = models.JSONField(default=dict, blank=True, help_text="The list page's filters")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    total = models.PositiveIntegerField(null=True, blank=True, help_text="Rows to write, counted at start")
+    written = models.PositiveIntegerField(default=0)
+    file_name = models.CharField(max_length=200, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="export_job_account_recent"),
+            models.Index(fields=["state", "created_at"], name="export_job_state_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} export {self.pk} of account {self.account_id}: {self.state}"
+
+    @property
+    def percent(self) -> int:
+        if self.state == self.State.FINISHED:
+            return 100
+        return min(99, 100 * self.written // self.total) if self.total else 0
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state in (self.State.QUEUED, self.State.RUNNING)

@@ -6,8 +6,10 @@ import logging
 
 from celery import shared_task
 from django.core.mail import mailers
+from django.db import transaction
 
-from . import archive, delivery, idempotency
+from . import archive, delivery, exports, idempotency
+from .models import ExportJob
 from .product_email import deserialize_email
 from .webhooks.tasks import deliver_webhook, purge_webhook_attempts, sweep_webhooks
 
@@ -88,3 +90,30 @@ def enqueue_delivery(message_ids: list[int]) -> None:
                 "Could not enqueue %d messages; the sweep will deliver them", len(batch), exc_info=True
             )
             return
+
+
+@shared_task
+def run_export(job_id: int) -> int:
+    """Write one CSV export; returns the rows written."""
+    return exports.run_export(job_id).written
+
+
+def start_export(**request) -> ExportJob:
+    """Record an export and hand it to a worker once its row is committed."""
+    job = exports.start_export(**request)
+    transaction.on_commit(lambda: run_export.delay(job.pk))
+    return job
+
+
+@shared_task
+def sweep_exports() -> dict[str, int]:
+    """Every few minutes: enqueue again the exports whose broker message was lost, fail those whose
+    worker died, and purge files past their retention."""
+    lost = exports.lost_exports()
+    for job_id in lost:
+        run_export.delay(job_id)
+    return {
+        "requeued": len(lost),
+        "stalled": exports.fail_stalled_exports(),
+        "purged": exports.purge_exports(),
+    }

@@ -1,8 +1,10 @@
 """Pages of the mailing app: API keys (and, as they come, messages, domains and the archive)."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages as flash
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,12 +19,13 @@ from accounts.impersonation_session import real_user
 from accounts.models import Account
 from accounts.validation import clean_search
 
-from . import archive, domains, keys, scheduling, selectors, templates, wording
+from . import archive, domains, exports, keys, scheduling, selectors, tasks, templates, wording
 from .deliverability import suppression
 from .forms import TemplateForm, WebhookForm
 from .models import (
     ApiKey,
     ArchivedMessage,
+    ExportJob,
     Message,
     MessageEvent,
     SenderDomain,
@@ -168,14 +171,93 @@ def _sortable_columns(account: Account, sort: str) -> list[dict]:
 
 @account_required
 def message_export(request):
-    """The filtered, sorted list as CSV, streamed row by row from a server-side cursor."""
-    filters = selectors.MessageFilters.from_query(request.GET)
-    response = StreamingHttpResponse(
-        selectors.messages_csv(request.account, filters), content_type="text/csv; charset=utf-8"
-    )
-    filename = f"{request.account.public_id}-messages-{timezone.now():%Y-%m-%d}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return _export_or_offer(request, ExportJob.Kind.MESSAGES)
+
+
+def _export_or_offer(request, kind: str):
+    """The filtered, sorted list as CSV: streamed at once when it is small (exports.fits_inline), else a
+    page offering to prepare the file in the background, so no request waits on a million rows."""
+    try:
+        export = exports.export_for(request.account, kind, request.GET)
+    except Account.DoesNotExist:
+        raise Http404("No such list.") from None
+    small, counted = exports.fits_inline(export.rows)
+    if small:
+        response = StreamingHttpResponse(export.lines, content_type="text/csv; charset=utf-8")
+        filename = exports.file_name(export.owner, kind, timezone.localdate())
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "kind": ExportJob.Kind(kind), "query": query.urlencode(), "at_least": counted,
+        "back": _list_url(kind, query), "recent": request.account.export_jobs.filter(kind=kind)[:5],
+        "nav": _EXPORT_NAV[kind], "retention_days": settings.EXPORT_RETENTION_DAYS,
+    }  # fmt: skip
+    return render(request, "mailing/export_offer.html", context)
+
+
+_EXPORT_NAV = {ExportJob.Kind.MESSAGES: "messages", ExportJob.Kind.SUPPRESSIONS: "suppressions"}
+_EXPORT_LISTS = {
+    ExportJob.Kind.MESSAGES: "mailing:message_list",
+    ExportJob.Kind.SUPPRESSIONS: "mailing:suppression_list",
+}
+
+
+def _list_url(kind: str, query: QueryDict | dict) -> str:
+    """The list page the export was made from, with its filters."""
+    encoded = urlencode(dict(query.items()))
+    url = reverse(_EXPORT_LISTS[kind])
+    return f"{url}?{encoded}" if encoded else url
+
+
+@require_POST
+@account_required
+def export_start(request):
+    """Prepare a large export in the background; its page shows the progress and then the file."""
+    try:
+        job = tasks.start_export(
+            actor=request.user, account=request.account, kind=request.POST.get("kind", ""),
+            query=QueryDict(request.POST.get("query", "")), time_zone=timezone.get_current_timezone_name(),
+        )  # fmt: skip
+    except (ValueError, Account.DoesNotExist):
+        raise Http404("No such list.") from None
+    return redirect("mailing:export_job", pk=job.pk)
+
+
+def _export_job(request, pk: int) -> ExportJob:
+    try:
+        return request.account.export_jobs.select_related("requested_by").get(pk=pk)
+    except ExportJob.DoesNotExist:
+        raise Http404("No such export.") from None
+
+
+@account_required
+def export_job(request, pk: int):
+    job = _export_job(request, pk)
+    context = {
+        "job": job, "back": _list_url(job.kind, job.query), "query": urlencode(job.query),
+        "nav": _EXPORT_NAV[job.kind],
+    }  # fmt: skip
+    template = "mailing/export_job.html"
+    if request.htmx:
+        template += "#export-progress"
+    return render(request, template, context)
+
+
+@account_required
+def export_download(request, pk: int):
+    job = _export_job(request, pk)
+    try:
+        opened = exports.open_export(job)
+    except FileNotFoundError:
+        raise Http404("This export has no file: it is not ready, it failed, or it was deleted.") from None
+    try:
+        owner = exports.export_for(request.account, job.kind, job.query).owner
+    except Account.DoesNotExist:  # the subaccount whose list it was is gone
+        raise Http404("No such list.") from None
+    name = exports.file_name(owner, job.kind, timezone.localdate(job.created_at))
+    return FileResponse(opened, as_attachment=True, filename=name, content_type="text/csv; charset=utf-8")
 
 
 @master_required
@@ -594,13 +676,7 @@ def suppression_list(request):
 
 @account_required
 def suppression_csv(request):
-    owner = _list_owner(request)
-    filters = suppression.SuppressionFilters.from_query(request.GET)
-    response = StreamingHttpResponse(
-        suppression.suppressions_csv(owner, filters), content_type="text/csv; charset=utf-8"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{owner.public_id}-suppressions.csv"'
-    return response
+    return _export_or_offer(request, ExportJob.Kind.SUPPRESSIONS)
 
 
 # --- webhooks -----------------------------------------------------------------------------------------

@@ -293,6 +293,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=41),
     },
     "scan-limit-alerts": {"task": "accounts.tasks.scan_limit_alerts", "schedule": crontab(minute="*/15")},
+    # Exports: re-enqueue what a lost broker message left waiting, fail what a dead worker left running,
+    # and delete files past their retention.
+    "sweep-exports": {"task": "mailing.tasks.sweep_exports", "schedule": crontab(minute="*/5")},
     # Webhooks: what the after-commit enqueue missed (a lost broker message, a retry that is due).
     "sweep-webhooks": {"task": "mailing.webhooks.tasks.sweep_webhooks", "schedule": 30.0},
     "purge-webhook-attempts": {
@@ -322,6 +325,10 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = not PRODUCTION and env.bool("WEBHOOK_ALLOW_PRI
 # --- Sending -----------------------------------------------------------------------------------------
 HELD_MAX_HOURS = env.int("HELD_MAX_HOURS", default=72)
 ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
+# A CSV export of at most this many rows downloads at once; a larger one is written by a worker while the
+# page shows its progress, then offered for download for EXPORT_RETENTION_DAYS.
+EXPORT_INLINE_MAX = env.int("EXPORT_INLINE_MAX", default=10_000)
+EXPORT_RETENTION_DAYS = env.int("EXPORT_RETENTION_DAYS", default=7)
 # A repeated Idempotency-Key returns the first answer for this long (then the key may be reused).
 IDEMPOTENCY_HOURS = env.int("IDEMPOTENCY_HOURS", default=24)
 # Bulk actions over more subaccounts than this run in a worker, with a progress bar (accounts/bulk_jobs.py).
@@ -390,6 +397,12 @@ STATICFILES_DIRS = [
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # CSV exports hold tenants' data: a storage of their own, never under MEDIA_URL; the download view
+    # checks the tenant and streams the file (mailing/exports.py).
+    "exports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("EXPORTS_DIR", default=str(VAR_DIR / "exports"))},
+    },
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
