@@ -3,6 +3,7 @@ file downloads; each page passes axe, fits a phone and logs no error."""
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,10 @@ def _small_inline_limit(settings, tmp_path):
     settings.EXPORT_INLINE_MAX = 3
     settings.STORAGES = {
         **settings.STORAGES,
-        "exports": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path}},
+        "exports": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path},
+        },
     }
 
 
@@ -32,7 +36,9 @@ def _page_is_sound(page, width: str, console_errors) -> list[str]:
 
 
 @pytest.mark.parametrize("width", list(WIDTHS))
-def test_the_agency_exports_a_long_list_in_the_background(page, live_server, demo, width, shot, console_errors):
+def test_the_agency_exports_a_long_list_in_the_background(
+    page, live_server, demo, width, shot, console_errors
+):
     if AXE.exists():
         page.add_init_script(path=str(AXE))
     page.set_viewport_size(WIDTHS[width])
@@ -51,11 +57,12 @@ def test_the_agency_exports_a_long_list_in_the_background(page, live_server, dem
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download CSV").click()
     download = download_info.value
-    rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    rows = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
     job = ExportJob.objects.get()
     assert download.suggested_filename.startswith("northwind-messages-")
-    agency_messages = Message.objects.filter(account__parent=demo["master"]).count() + Message.objects.filter(
-        account=demo["master"]
-    ).count()
+    agency_messages = (
+        Message.objects.filter(account__parent=demo["master"]).count()
+        + Message.objects.filter(account=demo["master"]).count()
+    )
     assert rows[0][:2] == ["created_at", "message_id"] and len(rows) - 1 == job.written == agency_messages > 3
     assert problems == [], "\n".join(problems)
