@@ -15,6 +15,7 @@ MODULES = [
     "deliverability",
     "webhooks",
     "tracking",
+    "soak",  # last: BENCH_SOAK_SECONDS (600) of steady load
 ]
 
 
