@@ -43,6 +43,9 @@ def main() -> int:
         module.main()
         common.progress(f"{name} done in {time.monotonic() - t0:.0f} s")
         sys.stdout.flush()
+    if common.AIMS:
+        print("## Every aim beside its measure\n")
+        print(common.aims_table())
     print(f"\n_All benchmarks: {time.monotonic() - started:.0f} s._")
     return 0
 

@@ -112,3 +112,16 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+# Every aim the issues set, as each benchmark measured it: `python -m bench` prints them together at the end.
+AIMS: list[list[str]] = []
+
+
+def aim(what: str, measured: str, target: str, met: bool, floor: str = "—") -> None:
+    """Record one aim beside what was measured (and its floor, measured in the same run, where it has one)."""
+    AIMS.append([what, measured, floor, target, "met" if met else "**not met**"])
+
+
+def aims_table() -> str:
+    return table(["aim", "measured", "floor (same run)", "target", "verdict"], AIMS)

@@ -244,5 +244,9 @@ def _report(peak_rate, rate, soak: Load, rows: list[list], counts: dict[str, int
         ["delivered during the soak", f"{delivered:,}", f"≈ {achieved * SOAK_SECONDS:,.0f} accepted"],
         ["still queued at the end", f"{backlog:,}", f"≤ {rate * 60:,.0f} (a minute's worth)"],
     ]))  # fmt: skip
+    common.aim("soak: errors in 10 minutes at 80 % of peak", str(len(soak.errors)), "0", not soak.errors)
+    common.aim("soak: memory flat (web, worker)", f"{web_growth:+.1%}, {worker_growth:+.1%}", "within ±10 %",
+               abs(web_growth) <= 0.1 and abs(worker_growth) <= 0.1)  # fmt: skip
+    common.aim("soak: p99 stable", f"{p99_ratio:.2f}x", "≤ 1.5x", p99_ratio <= 1.5)
     if soak.errors:
         print(f"First errors: {[error for _, error in soak.errors[:3]]}\n")
