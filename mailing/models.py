@@ -67,8 +67,10 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    # Random 128 bits, so unique in practice; the database cannot enforce it alone on a table partitioned
+    # by month (a unique index must hold the partition key), so it is an index (mailing/partitions.py).
     public_id = models.CharField(
-        max_length=32, unique=True, default=new_public_id, help_text="Mandrill's _id."
+        max_length=32, db_index=True, default=new_public_id, help_text="Mandrill's _id."
     )
     from_email = models.EmailField(max_length=254)
     from_name = models.CharField(max_length=255, blank=True)
@@ -170,7 +172,11 @@ class ArchivedMessage(models.Model):
     """A full copy of a sent message, kept for the retention period when archiving was on."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="archived_messages")
-    message = models.OneToOneField(Message, null=True, on_delete=models.SET_NULL, related_name="archived")
+    # No foreign-key constraint: messages live in monthly partitions, which a constraint cannot point
+    # into (mailing/partitions.py); Django still clears the link when a message is deleted.
+    message = models.ForeignKey(
+        Message, null=True, on_delete=models.SET_NULL, related_name="archived_copies", db_constraint=False
+    )
     from_email = models.EmailField(max_length=254)
     to_email = models.EmailField(max_length=254)
     subject = models.CharField(max_length=998, blank=True)
@@ -415,7 +421,8 @@ class MessageEvent(models.Model):
         OPEN = "open", "Opened"
         CLICK = "click", "Clicked"
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    # No foreign-key constraint, as on ArchivedMessage.message: messages are partitioned by month.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events", db_constraint=False)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="message_events")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     created_at = models.DateTimeField(default=timezone.now)

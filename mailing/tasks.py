@@ -8,7 +8,8 @@ from celery import shared_task
 from django.core.mail import mailers
 from django.db import transaction
 
-from . import archive, delivery, exports, idempotency
+from . import archive, delivery, exports, idempotency, partitions
+from .deliverability import outcomes
 from .models import ExportJob
 from .product_email import deserialize_email
 from .webhooks.tasks import deliver_webhook, purge_webhook_attempts, sweep_webhooks
@@ -62,6 +63,17 @@ def expire_held_mail() -> int:
 @shared_task
 def purge_archive() -> int:
     return archive.purge_archive()
+
+
+@shared_task
+def purge_old_events() -> int:
+    return outcomes.purge_old_events()
+
+
+@shared_task
+def ensure_partitions() -> list[str]:
+    """Daily: the months ahead of the partitioned tables exist before their rows come."""
+    return partitions.ensure_partitions()
 
 
 @shared_task

@@ -288,6 +288,8 @@ CELERY_BEAT_SCHEDULE = {
     "release-scheduled-mail": {"task": "mailing.tasks.release_scheduled", "schedule": 60.0},
     "expire-held-mail": {"task": "mailing.tasks.expire_held_mail", "schedule": crontab(minute="*/10")},
     "purge-archive": {"task": "mailing.tasks.purge_archive", "schedule": crontab(minute=17, hour=3)},
+    "ensure-partitions": {"task": "mailing.tasks.ensure_partitions", "schedule": crontab(minute=7, hour=2)},
+    "purge-old-events": {"task": "mailing.tasks.purge_old_events", "schedule": crontab(minute=37, hour=3)},
     "purge-idempotency-keys": {
         "task": "mailing.tasks.purge_idempotent_calls",
         "schedule": crontab(minute=41),
@@ -325,6 +327,8 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = not PRODUCTION and env.bool("WEBHOOK_ALLOW_PRI
 # --- Sending -----------------------------------------------------------------------------------------
 HELD_MAX_HOURS = env.int("HELD_MAX_HOURS", default=72)
 ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
+# Message events (the timeline, messages/info) are kept at least this long; whole months older go at once.
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
 # A CSV export of at most this many rows downloads at once; a larger one is written by a worker while the
 # page shows its progress, then offered for download for EXPORT_RETENTION_DAYS.
 EXPORT_INLINE_MAX = env.int("EXPORT_INLINE_MAX", default=10_000)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts import reputation
 from accounts.quota import count_outcome
 
+from .. import partitions
 from ..models import Message, MessageEvent
 from ..webhooks.tasks import events_recorded
 from . import suppression
@@ -119,3 +120,14 @@ def _soft_bounces_lately(message: Message, now: datetime) -> int:
         account_id=message.account_id, kind=Kind.SOFT_BOUNCE, created_at__gte=since,
         message__to_email__iexact=message.to_email,
     ).count()  # fmt: skip
+
+
+def purge_old_events(*, now: datetime | None = None) -> int:
+    """Events are kept at least EVENT_RETENTION_DAYS (the timeline, messages/info; webhooks only read the
+    last minutes). On PostgreSQL whole months older than that are dropped as partitions, so a month's
+    events go at once, with no rows to vacuum; on SQLite the old rows are deleted. How many went."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.EVENT_RETENTION_DAYS)
+    if partitions.enabled():
+        return partitions.drop_months_before(MessageEvent._meta.db_table, cutoff)
+    deleted, _ = MessageEvent.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

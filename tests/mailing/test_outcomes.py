@@ -1,10 +1,14 @@
 """What became of a message: delivered, hard or soft bounced, complained about. Each is an event, a Usage
 counter and, for the recipient's sake, a suppression; a repeated report changes nothing."""
 
+from datetime import timedelta
+from unittest import mock
+
 import pytest
+from django.utils import timezone
 
 from accounts.models import Usage
-from mailing import delivery
+from mailing import delivery, partitions
 from mailing.deliverability import outcomes
 from mailing.deliverability.bounces import verp_token
 from mailing.models import Message, MessageEvent, Suppression
@@ -89,3 +93,19 @@ def test_the_envelope_sender_names_the_message_when_a_bounce_domain_is_set(smtp_
     [result] = _send(sub, "a@example.test")
     _deliver([result])
     assert smtp_sink.received[0].mail_from == f"bounces+{verp_token(result.id)}@bounce.reseller.test"
+
+
+def test_old_events_are_deleted_where_tables_are_not_partitioned(settings):
+    settings.EVENT_RETENTION_DAYS = 90
+    sub = SubaccountFactory()
+    message = Message.objects.create(account=sub, from_email="a@example.test", to_email="b@example.test")
+    now = timezone.now()
+    old = MessageEvent.objects.create(
+        message=message, account=sub, kind="open", created_at=now - timedelta(days=91)
+    )
+    kept = MessageEvent.objects.create(
+        message=message, account=sub, kind="open", created_at=now - timedelta(days=89)
+    )
+    with mock.patch.object(partitions, "enabled", return_value=False):
+        assert outcomes.purge_old_events(now=now) == 1
+    assert list(MessageEvent.objects.values_list("pk", flat=True)) == [kept.pk] and old.pk != kept.pk
