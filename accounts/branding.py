@@ -17,6 +17,7 @@ import hashlib
 import io
 import warnings
 
+from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 from PIL import Image, UnidentifiedImageError
@@ -43,20 +44,31 @@ def brand_for_account(account: Account | None) -> Brand | None:
     return Brand.objects.filter(account_id=account.parent_id).first()
 
 
+# The links our emails carry name the agency with a signature: without it, anyone could try agency ids
+# on the login page and learn which exist and how they look.
+_LINK_SIGNER = signing.Signer(salt="accounts.branding.link")
+
+
 def brand_named(slug: str | None) -> Brand | None:
-    """The brand a link names (`?brand=<the master's id>`), for pages seen before logging in."""
+    """The brand a link names (`?brand=<the master's id, signed>`), for pages seen before logging in;
+    None for a link we did not make."""
     slug = (slug or "").strip()
-    if not slug or len(slug) > 255:
+    if not slug or len(slug) > 400:
+        return None
+    try:
+        public_id = _LINK_SIGNER.unsign(slug)
+    except signing.BadSignature:
         return None
     return (
         Brand.objects.select_related("account")
-        .filter(account__kind=Account.Kind.MASTER, account__public_id=slug)
+        .filter(account__kind=Account.Kind.MASTER, account__public_id=public_id)
         .first()
     )
 
 
 def slug_of(brand: Brand | None) -> str:
-    return brand.account.public_id if brand else ""
+    """What a link carries to name `brand` (readable, and only we can make it)."""
+    return _LINK_SIGNER.sign(brand.account.public_id) if brand else ""
 
 
 def logo_path(brand: Brand) -> str:

@@ -3,6 +3,7 @@ own customers' pages and emails only."""
 
 import io
 import re
+from urllib.parse import urlencode
 
 import pytest
 from django.urls import reverse
@@ -171,8 +172,8 @@ def test_the_agency_itself_and_unbranded_customers_see_ours(client):
 
 
 def test_the_login_page_wears_the_brand_its_link_names(client):
-    master, _admin, brand = branded_master()
-    page = client.get(reverse("account_login"), {"brand": master.public_id}).content.decode()
+    _master, _admin, brand = branded_master()
+    page = client.get(reverse("account_login"), {"brand": branding.slug_of(brand)}).content.decode()
     assert "Log in to your Northwind Mail account" in page and branding.logo_path(brand) in page
     # the rest of the flow keeps it (a failed login re-renders the page)
     page = client.post(reverse("account_login"), {"login": "x@y.test", "password": "nope"}).content.decode()
@@ -182,12 +183,25 @@ def test_the_login_page_wears_the_brand_its_link_names(client):
     assert "Northwind Mail" not in page and "Agency staff and their customers" in page
 
 
+def test_a_brand_link_cannot_be_guessed_from_an_agencys_id(client):
+    # given an agency whose id is easy to guess
+    master, _admin, brand = branded_master()
+    # when a stranger tries its id, or forges a signature
+    for guess in (master.public_id, f"{master.public_id}:forged", branding.slug_of(brand) + "x"):
+        page = client.get(reverse("account_login"), {"brand": guess}).content.decode()
+        # then the page wears ours and confirms nothing about the agency
+        assert "Northwind Mail" not in page and "Agency staff and their customers" in page
+    assert branding.brand_named(branding.slug_of(brand)) == brand
+
+
 def test_a_logged_in_customer_cannot_wear_another_brand_by_link(client):
     master, *_ = branded_master(name="Northwind Mail")
     other_master, *_ = branded_master(name="Contoso Send")
     _sub, owner = subaccount_with_owner(master)
     client.force_login(owner)
-    page = client.get(reverse("accounts:dashboard"), {"brand": other_master.public_id}).content.decode()
+    page = client.get(
+        reverse("accounts:dashboard"), {"brand": branding.slug_of(other_master.brand)}
+    ).content.decode()
     assert "Northwind Mail" in page and "Contoso Send" not in page
 
 
@@ -212,7 +226,7 @@ def test_the_invite_email_wears_the_agencys_brand(mailoutbox, django_capture_on_
     assert "background:#0e7490" in html and "help@northwind.test" in html
     assert "Reseller Dashboard" not in html and "Reseller Dashboard" not in message.body
     (link,) = set(re.findall(r"https://\S+/invite/\S+", message.body))
-    assert link.endswith(f"?brand={master.public_id}")
+    assert link.endswith(f"?{urlencode({'brand': branding.slug_of(brand)})}")
 
 
 def test_the_reset_and_closed_emails_wear_the_brand(mailoutbox, django_capture_on_commit_callbacks):
@@ -224,8 +238,9 @@ def test_the_reset_and_closed_emails_wear_the_brand(mailoutbox, django_capture_o
         close_subaccount(actor=admin, master=master, subaccount_id=sub.pk)
     reset, closed = mailoutbox
     assert reset.subject == "Choose a new password for Northwind Mail"
-    assert f"?brand={master.public_id}" in reset.body and branding.logo_path(brand) in _html(reset)
-    assert f"/accounts/login/?brand={master.public_id}" in closed.body
+    link = urlencode({"brand": branding.slug_of(brand)})
+    assert f"?{link}" in reset.body and branding.logo_path(brand) in _html(reset)
+    assert f"/accounts/login/?{link}" in closed.body
     assert branding.logo_path(brand) in _html(closed) and "help@northwind.test" in closed.body
 
 

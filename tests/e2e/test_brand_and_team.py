@@ -7,6 +7,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from playwright.sync_api import expect
 
+from accounts import branding
 from accounts.models import Brand
 from tests.e2e.conftest import DEMO_PASSWORD, PEOPLE, log_in
 
@@ -76,7 +77,7 @@ def test_the_agency_brands_its_customers_pages_and_login(page, live_server, demo
     page.get_by_role("button", name="Log out").click()
 
     # when a customer opens the login link from their email
-    page.goto(f"{live_server.url}/accounts/login/?brand={demo['master'].public_id}")
+    page.goto(f"{live_server.url}/accounts/login/?brand={branding.slug_of(demo['master'].brand)}")
     expect(page.locator(".login-brand")).to_contain_text("Northwind Mail")
     expect(page.locator(".login-brand img")).to_be_visible()
     assert page.evaluate("document.querySelector('.login-brand img').naturalWidth") == 96
