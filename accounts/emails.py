@@ -70,6 +70,16 @@ def _send(*, template: str, subject: str, to: list[str], context: dict, brand: B
     message.send()
 
 
+def send_account_email(
+    *, account: Account, template: str, subject: str, to: list[str], context: dict
+) -> None:
+    """One of our emails about `account` (templates/email/<template>.txt and .html), in the brand its
+    people see: the agency's for a customer, ours otherwise."""
+    _send(
+        template=template, subject=subject, to=to, context=context, brand=branding.brand_for_account(account)
+    )
+
+
 def agency_admin_emails(master: Account) -> list[str]:
     return list(
         Membership.objects.filter(

@@ -19,8 +19,10 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts import emails
 from accounts.models import Account, User
 
 from . import selectors
@@ -99,14 +101,15 @@ def fits_inline(rows: QuerySet) -> tuple[bool, int]:
 
 
 def start_export(
-    *, actor: User, account: Account, kind: str, query: Mapping[str, str], time_zone: str
+    *, actor: User, account: Account, kind: str, query: Mapping[str, str], time_zone: str, notify: bool = True
 ) -> ExportJob:
     """Record an export of the list `kind` as `query` filters it (tasks.start_export hands it to a
-    worker). The list is checked now, so a refusal is answered on the page rather than by a failed job:
-    raises Account.DoesNotExist (a list the account may not see) or ValueError (an unknown kind)."""
+    worker); with `notify`, the requester gets an email when it ends. The list is checked now, so a
+    refusal is answered on the page rather than by a failed job: raises Account.DoesNotExist (a list the
+    account may not see) or ValueError (an unknown kind)."""
     export_for(account, kind, query)  # builds querysets only: nothing is read yet
     return ExportJob.objects.create(
-        account=account, requested_by=actor, kind=kind, time_zone=_known_zone(time_zone),
+        account=account, requested_by=actor, notify=notify, kind=kind, time_zone=_known_zone(time_zone),
         query={name: str(value)[:500] for name, value in query.items() if name != "page"},
     )  # fmt: skip
 
@@ -141,7 +144,25 @@ def run_export(job_id: int) -> ExportJob:
         job.error = f"The export stopped ({type(exc).__name__}). Start it again; the list is unchanged."
         job.finished_at = timezone.now()
         job.save(update_fields=["state", "error", "finished_at"])
+    tell_requester(job)
     return job
+
+
+def tell_requester(job: ExportJob) -> None:
+    """Email whoever asked that the file is ready (or that the export failed), with the link to its page:
+    they need not keep the page open."""
+    if not (job.notify and job.requested_by and job.requested_by.is_active):
+        return
+    ready = job.state == ExportJob.State.FINISHED
+    what = job.get_kind_display().lower()
+    emails.send_account_email(
+        account=job.account,
+        template="export_ready",
+        subject=f"Your {what} export is ready" if ready else f"Your {what} export failed",
+        to=[job.requested_by.email],
+        context={"job": job, "ready": ready, "what": what, "days": settings.EXPORT_RETENTION_DAYS,
+                 "url": emails.absolute(reverse("mailing:export_job", args=[job.pk]))},
+    )  # fmt: skip
 
 
 def _write(job: ExportJob, export: Export) -> None:

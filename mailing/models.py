@@ -529,6 +529,9 @@ class ExportJob(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="export_jobs")
     requested_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Email the requester when the file is ready (not when an agency asked while logged in as a customer:
+    # the customer did not ask, and the agency is watching the page).
+    notify = models.BooleanField(default=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     query = models.JSONField(default=dict, blank=True, help_text="The list page's filters")
     time_zone = models.CharField(max_length=64, default="UTC")

@@ -219,6 +219,7 @@ def export_start(request):
         job = tasks.start_export(
             actor=request.user, account=request.account, kind=request.POST.get("kind", ""),
             query=QueryDict(request.POST.get("query", "")), time_zone=timezone.get_current_timezone_name(),
+            notify=real_user(request) is None,
         )  # fmt: skip
     except (ValueError, Account.DoesNotExist):
         raise Http404("No such list.") from None

@@ -23,6 +23,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
+                ("notify", models.BooleanField(default=True)),
                 (
                     "kind",
                     models.CharField(

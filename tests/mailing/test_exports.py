@@ -243,3 +243,48 @@ def test_the_sweep_requeues_lost_jobs_fails_stalled_ones_and_purges_old_files(ag
     assert stalled.state == "failed" and "stopped" in stalled.error
     assert not ExportJob.objects.filter(pk=old.pk).exists() and not storages["exports"].exists("old.csv")
     assert ExportJob.objects.filter(pk=fresh.pk, state="queued").exists()
+
+
+def test_the_requester_is_emailed_a_link_when_the_file_is_ready(
+    client, agency, mailoutbox, django_capture_on_commit_callbacks
+):
+    job, location = _run(client, django_capture_on_commit_callbacks, kind="messages", query="")
+    (email,) = [m for m in mailoutbox if m.to == [agency["admin"].email]]
+    assert email.subject == "Your messages export is ready"
+    assert location in email.body and "4 rows" in email.body and "kept for 7 days" in email.body
+
+
+def test_a_failed_export_is_told_too(client, agency, mailoutbox, django_capture_on_commit_callbacks):
+    with mock.patch.object(exports.selectors, "messages_csv", _breaks_midway):
+        _run(client, django_capture_on_commit_callbacks, kind="messages", query="")
+    (email,) = mailoutbox
+    assert email.subject == "Your messages export failed" and "Start it again" in email.body
+
+
+def test_a_customers_export_email_wears_its_agencys_brand(
+    client, mailoutbox, django_capture_on_commit_callbacks, settings
+):
+    from tests.accounts.test_branding import branded_master
+
+    master, _admin, _brand = branded_master(name="Northwind Mail")
+    shop = SubaccountFactory(parent=master, name="Shop")
+    owner = MembershipFactory(account=shop, role=Membership.Role.OWNER).user
+    for n in range(3):
+        _message(shop, to_email=f"c{n}@example.test")
+    client.force_login(owner)
+    _run(client, django_capture_on_commit_callbacks, kind="messages", query="")
+    (email,) = mailoutbox
+    assert email.to == [owner.email] and "Northwind Mail" in email.alternatives[0][0]
+
+
+def test_an_agency_logged_in_as_its_customer_gets_no_email_nor_does_the_customer(
+    client, agency, mailoutbox, django_capture_on_commit_callbacks
+):
+    shop_owner = MembershipFactory(account=agency["acme"], role=Membership.Role.OWNER).user
+    shop_owner.set_password("correct-horse-battery-9")
+    shop_owner.save()
+    assert client.post(reverse("accounts:log_in_as", args=[agency["acme"].pk])).status_code == 302
+    job, _ = _run(client, django_capture_on_commit_callbacks, kind="messages", query="")
+    job.refresh_from_db()
+    assert job.account == agency["acme"] and job.state == "finished" and not job.notify
+    assert mailoutbox == []
