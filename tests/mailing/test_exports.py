@@ -248,7 +248,7 @@ def test_the_sweep_requeues_lost_jobs_fails_stalled_ones_and_purges_old_files(ag
 def test_the_requester_is_emailed_a_link_when_the_file_is_ready(
     client, agency, mailoutbox, django_capture_on_commit_callbacks
 ):
-    job, location = _run(client, django_capture_on_commit_callbacks, kind="messages", query="")
+    _, location = _run(client, django_capture_on_commit_callbacks, kind="messages", query="")
     (email,) = [m for m in mailoutbox if m.to == [agency["admin"].email]]
     assert email.subject == "Your messages export is ready"
     assert location in email.body and "4 rows" in email.body and "kept for 7 days" in email.body
