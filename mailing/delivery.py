@@ -12,10 +12,10 @@ import logging
 import smtplib
 import time
 import uuid
-from collections.abc import Callable
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.core.mail import mailers
@@ -29,7 +29,7 @@ from reseller import metrics
 
 from . import archive
 from .deliverability import outcomes, signing
-from .mime import RelayMessage
+from .mime import MimeBuilder, RelayMessage
 from .models import Message, MessageEvent
 from .outgoing import PAUSED_REASON
 
@@ -90,27 +90,63 @@ def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
         for message in messages:
             _record_failure(message, exc, report)
         return report
-    signers = Signers()
+    signers, builder = Signers(), MimeBuilder()
     sent: list[Message] = []  # sent, not yet recorded
     renewed_at = time.monotonic()
-    try:
-        for message in messages:
-            try:
-                connection.send_messages([RelayMessage(message, signer=signers.signer_for(message))])
-            except Exception as exc:
-                _record_failure(message, exc, report)
-            else:
-                sent.append(message)
-            # Record (and so renew the claim) every few messages, and well within the lease even when a
-            # slow relay makes each message take long: the sweep must never take a living worker's batch.
-            if len(sent) >= settings.DELIVERY_MARK_EVERY or time.monotonic() - renewed_at > _renew_after():
-                _record_sent(sent, report)
+    # The relay's replies are waited for in a thread of its own, so the next message is built and signed
+    # while the relay takes this one (the wait releases the GIL; one connection, used by that thread
+    # alone, so the messages still leave one after another, in order). Outcomes are settled here, in
+    # order, and only here touch the database.
+    relay = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-relay")
+    in_flight: deque[tuple[Message, Future]] = deque()
+
+    def settle_oldest() -> None:
+        nonlocal sent, renewed_at
+        message, outcome = in_flight.popleft()
+        try:
+            outcome.result()
+        except Exception as exc:
+            _record_failure(message, exc, report)
+        else:
+            sent.append(message)
+        # Record (and so renew the claim) every few messages, and well within the lease even when a
+        # slow relay makes each message take long: the sweep must never take a living worker's batch.
+        if len(sent) >= settings.DELIVERY_MARK_EVERY or time.monotonic() - renewed_at > _renew_after():
+            _record_sent(sent, report)
+            if in_flight or unsent:
                 _renew_claim(messages[0].claim)
-                sent, renewed_at = [], time.monotonic()
+            sent, renewed_at = [], time.monotonic()
+
+    unsent = deque(messages)
+    try:
+        while unsent:
+            message = unsent.popleft()
+            try:
+                relay_message = RelayMessage(message, signer=signers.signer_for(message), builder=builder)
+            except Exception as exc:  # it cannot be built (or signed): nothing was sent
+                in_flight.append((message, _failed(exc)))
+            else:
+                in_flight.append((message, relay.submit(connection.send_messages, [relay_message])))
+            while len(in_flight) > RELAY_IN_FLIGHT or (in_flight and in_flight[0][1].done()):
+                settle_oldest()
+        while in_flight:
+            settle_oldest()
     finally:
+        relay.shutdown(wait=True)
         connection.close()
         _record_sent(sent, report)
     return report
+
+
+# Messages handed to the relay's thread before the oldest is settled: one being sent while the next is
+# built. More would only queue behind the one connection.
+RELAY_IN_FLIGHT = 1
+
+
+def _failed(exc: Exception) -> Future:
+    outcome: Future = Future()
+    outcome.set_exception(exc)
+    return outcome
 
 
 class Signers:
@@ -118,13 +154,13 @@ class Signers:
     (account, From domain) is looked up once."""
 
     def __init__(self) -> None:
-        self.found: dict[tuple[int, str], Callable[[bytes], bytes] | None] = {}
+        self.found: dict[tuple[int, str], signing.Signer | None] = {}
 
-    def signer_for(self, message: Message) -> Callable[[bytes], bytes] | None:
+    def signer_for(self, message: Message) -> signing.Signer | None:
         lookup = (message.account_id, message.from_email.rsplit("@", 1)[-1].lower())
         if lookup not in self.found:
             key = signing.signing_key_for(message.account, message.from_email)
-            self.found[lookup] = partial(signing.sign, domain=key[0], key=key[1]) if key else None
+            self.found[lookup] = signing.Signer(domain=key[0], key=key[1]) if key else None
         return self.found[lookup]
 
 
