@@ -83,9 +83,8 @@ def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
     messages = claim(message_ids, now=now)
     if not messages:
         return report
-    connection = mailers["delivery"]
     try:
-        connection.open()
+        relay = Relay(settings.DELIVERY_RELAY_CONNECTIONS)
     except Exception as exc:  # the relay is unreachable: every claimed message waits for a retry
         for message in messages:
             _record_failure(message, exc, report)
@@ -93,12 +92,7 @@ def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
     signers, builder = Signers(), MimeBuilder()
     sent: list[Message] = []  # sent, not yet recorded
     renewed_at = time.monotonic()
-    # The relay's replies are waited for in a thread of its own, so the next message is built and signed
-    # while the relay takes this one (the wait releases the GIL; one connection, used by that thread
-    # alone, so the messages still leave one after another, in order). Outcomes are settled here, in
-    # order, and only here touch the database.
-    relay = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-relay")
-    in_flight: deque[tuple[Message, Future]] = deque()
+    in_flight: deque[tuple[Message, Future]] = deque()  # handed to the relay, oldest first
 
     def settle_oldest() -> None:
         nonlocal sent, renewed_at
@@ -126,21 +120,59 @@ def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
             except Exception as exc:  # it cannot be built (or signed): nothing was sent
                 in_flight.append((message, _failed(exc)))
             else:
-                in_flight.append((message, relay.submit(connection.send_messages, [relay_message])))
-            while len(in_flight) > RELAY_IN_FLIGHT or (in_flight and in_flight[0][1].done()):
+                in_flight.append((message, relay.submit(relay_message)))
+            # One message per connection on its way while the next is built and signed.
+            while len(in_flight) > relay.width or (in_flight and in_flight[0][1].done()):
                 settle_oldest()
         while in_flight:
             settle_oldest()
     finally:
-        relay.shutdown(wait=True)
-        connection.close()
+        relay.close()
         _record_sent(sent, report)
     return report
 
 
-# Messages handed to the relay's thread before the oldest is settled: one being sent while the next is
-# built. More would only queue behind the one connection.
-RELAY_IN_FLIGHT = 1
+class Relay:
+    """The delivery mailer's connections for one run, each used by a thread of its own: a relay's
+    replies are waited for there (the wait releases the GIL), so the next message is built and signed
+    while the relay takes this one, and with several connections a distant relay's round trips (four
+    a message: MAIL, RCPT, DATA and the data) overlap. Outcomes come back as futures and are settled
+    by the run, in order; only the run touches the database. Raises what opening the first connection
+    raises (the relay is unreachable); a further one that does not open is done without."""
+
+    def __init__(self, connections: int) -> None:
+        first = mailers["delivery"]
+        first.open()
+        self.connections = [first]
+        for _ in range(connections - 1):
+            extra = mailers["delivery"]
+            try:
+                extra.open()
+            except Exception:
+                logger.warning(
+                    "A further relay connection did not open; delivering with fewer", exc_info=True
+                )
+                break
+            self.connections.append(extra)
+        self.threads = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-relay") for _ in self.connections
+        ]
+        self.sent = 0
+
+    @property
+    def width(self) -> int:
+        return len(self.connections)
+
+    def submit(self, relay_message: RelayMessage) -> Future:
+        index = self.sent % self.width
+        self.sent += 1
+        return self.threads[index].submit(self.connections[index].send_messages, [relay_message])
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.shutdown(wait=True)
+        for connection in self.connections:
+            connection.close()
 
 
 def _failed(exc: Exception) -> Future:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from mailing import delivery, mime
 from mailing.deliverability import signing
 from mailing.models import Message, SenderDomain
+from mailing.relay import RelayEmailBackend
 from tests.factories import SubaccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -158,7 +159,9 @@ def test_a_refused_recipient_fails_alone_and_the_rest_of_the_batch_is_sent(smtp_
     statuses = dict(Message.objects.values_list("to_email", "status"))
     assert statuses.pop("reader2@example.test") == Message.Status.BOUNCED
     assert set(statuses.values()) == {Message.Status.SENT}
-    assert [e.rcpt_tos[0] for e in smtp_sink.received] == [f"reader{i}@example.test" for i in (0, 1, 3, 4)]
+    assert sorted(e.rcpt_tos[0] for e in smtp_sink.received) == [
+        f"reader{i}@example.test" for i in (0, 1, 3, 4)
+    ]
 
 
 def test_a_message_that_cannot_be_built_fails_alone(smtp_sink):
@@ -203,3 +206,44 @@ def test_every_copy_of_a_signed_batch_verifies(smtp_sink):
     assert len({data.split(b" b=")[1][:40] for data in received}) == 4  # each copy its own signature
     # a copy changed on the way no longer verifies
     assert not dkim.verify(received[0].replace(b"reader0@", b"reader9@"), dnsfunc=dnsfunc)
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_over_several_relay_connections_each_message_is_sent_once(smtp_sink, settings, connections):
+    settings.DELIVERY_RELAY_CONNECTIONS = connections
+    sub = SubaccountFactory()
+    batch = _messages(sub, 20)
+    smtp_sink.refuse_recipients = {"reader7@example.test": "550 5.1.1 no such user"}
+    report = delivery.deliver([m.pk for m in batch])
+    assert (report.sent, report.failed) == (19, 1)
+    received = sorted(e.rcpt_tos[0] for e in smtp_sink.received)
+    assert received == sorted(f"reader{i}@example.test" for i in range(20) if i != 7)
+    assert Message.objects.filter(status=Message.Status.SENT).count() == 19
+
+
+def test_a_further_relay_connection_that_does_not_open_is_done_without(smtp_sink, settings):
+    settings.DELIVERY_RELAY_CONNECTIONS = 3
+    sub = SubaccountFactory()
+    batch = _messages(sub, 6)
+    opened = []
+    real_open = RelayEmailBackend.open
+
+    def open_twice_then_refuse(backend):
+        if backend.connection is None:  # (send_messages opens too, a no-op on an open connection)
+            if len(opened) == 2:
+                raise ConnectionRefusedError("no more connections from you")
+            opened.append(backend)
+        return real_open(backend)
+
+    with mock.patch.object(RelayEmailBackend, "open", open_twice_then_refuse):
+        report = delivery.deliver([m.pk for m in batch])
+    assert report.sent == 6 and len(opened) == 2 and len(smtp_sink.received) == 6
+
+
+def test_when_the_relay_is_unreachable_every_claimed_message_waits_for_a_retry(smtp_sink):
+    sub = SubaccountFactory()
+    batch = _messages(sub, 3)
+    with mock.patch.object(RelayEmailBackend, "open", side_effect=ConnectionRefusedError("down")):
+        report = delivery.deliver([m.pk for m in batch])
+    assert (report.sent, report.retry) == (0, 3)
+    assert set(Message.objects.values_list("status", flat=True)) == {Message.Status.QUEUED}
