@@ -247,3 +247,15 @@ def test_when_the_relay_is_unreachable_every_claimed_message_waits_for_a_retry(s
         report = delivery.deliver([m.pk for m in batch])
     assert (report.sent, report.retry) == (0, 3)
     assert set(Message.objects.values_list("status", flat=True)) == {Message.Status.QUEUED}
+
+
+@pytest.mark.parametrize("token", ["0a1b2c3d:sig_-nature", "0a1b2c3d.4:sig", "odd token?with#chars", "ü:sig"])
+def test_a_tracking_link_is_what_reverse_makes_of_its_token(token, settings):
+    from django.urls import reverse
+
+    from mailing.tracking import tokens
+
+    for name in ("tracking:open", "tracking:click", "tracking:unsubscribe"):
+        assert tokens._absolute(name, token) == settings.TRACKING_BASE_URL + reverse(
+            name, kwargs={"token": token}
+        )
