@@ -116,7 +116,7 @@ def main() -> None:
     floor = sink_floor()
     print("## SMTP submission (`bench/smtp.py`)\n")
     print(
-        __doc__.split("\n", 1)[1].strip()
+        __doc__.strip().replace("\n", " ")
         + " Each accepted message is stored and enqueued (Redis) before the 250. The floor: the same"
         " clients against aiosmtpd's Sink in its own process (SMTP alone, nothing stored), in the same run.\n"
     )
