@@ -220,8 +220,8 @@ def main() -> None:
         )
         for dkim_on, sub, width in (
             (False, plain, default_width),
-            (True, signed, 1),
             (True, signed, default_width),
+            (True, signed, 2 if default_width == 1 else 1),
         ):
             common.progress(f"delivery: DKIM {'on' if dkim_on else 'off'}, {width} connections")
             settings.DELIVERY_RELAY_CONNECTIONS = width
