@@ -146,7 +146,7 @@ class MimeBuilder:
     most of a message's cost), and each copy is its own headers in front of it. Tracked bodies differ per
     recipient, so such copies share nothing but cost no more than before."""
 
-    KEPT = 8  # shared parts kept: a batch from one call needs one
+    KEPT = 4  # shared parts kept (a batch from one call needs one; each may hold large attachments)
 
     def __init__(self) -> None:
         self.shared: dict[tuple, tuple[policy.EmailPolicy, bytes]] = {}

@@ -138,7 +138,7 @@ class Signer:
     A batch of messages often shares its body (only the recipient's headers differ), so the body hash
     is kept for the last few bodies seen."""
 
-    BODY_HASHES_KEPT = 16
+    BODY_HASHES_KEPT = 4  # bodies kept as keys: each may hold large attachments
 
     def __init__(self, *, domain: str, key: DkimKey) -> None:
         self.domain = domain.encode("idna")
