@@ -9,6 +9,7 @@ MODULES = [
     "list_page",
     "pages",
     "accept",
+    "delivery",
     "api_http",
     "smtp",
     "templates",

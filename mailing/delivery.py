@@ -12,10 +12,10 @@ import logging
 import smtplib
 import time
 import uuid
-from collections.abc import Callable
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.core.mail import mailers
@@ -29,7 +29,7 @@ from reseller import metrics
 
 from . import archive
 from .deliverability import outcomes, signing
-from .mime import RelayMessage
+from .mime import MimeBuilder, RelayMessage
 from .models import Message, MessageEvent
 from .outgoing import PAUSED_REASON
 
@@ -83,34 +83,102 @@ def _deliver(message_ids: list[int], *, now: datetime | None) -> DeliveryReport:
     messages = claim(message_ids, now=now)
     if not messages:
         return report
-    connection = mailers["delivery"]
     try:
-        connection.open()
+        relay = Relay(settings.DELIVERY_RELAY_CONNECTIONS)
     except Exception as exc:  # the relay is unreachable: every claimed message waits for a retry
         for message in messages:
             _record_failure(message, exc, report)
         return report
-    signers = Signers()
+    signers, builder = Signers(), MimeBuilder()
     sent: list[Message] = []  # sent, not yet recorded
     renewed_at = time.monotonic()
-    try:
-        for message in messages:
-            try:
-                connection.send_messages([RelayMessage(message, signer=signers.signer_for(message))])
-            except Exception as exc:
-                _record_failure(message, exc, report)
-            else:
-                sent.append(message)
-            # Record (and so renew the claim) every few messages, and well within the lease even when a
-            # slow relay makes each message take long: the sweep must never take a living worker's batch.
-            if len(sent) >= settings.DELIVERY_MARK_EVERY or time.monotonic() - renewed_at > _renew_after():
-                _record_sent(sent, report)
+    in_flight: deque[tuple[Message, Future]] = deque()  # handed to the relay, oldest first
+
+    def settle_oldest() -> None:
+        nonlocal sent, renewed_at
+        message, outcome = in_flight.popleft()
+        try:
+            outcome.result()
+        except Exception as exc:
+            _record_failure(message, exc, report)
+        else:
+            sent.append(message)
+        # Record (and so renew the claim) every few messages, and well within the lease even when a
+        # slow relay makes each message take long: the sweep must never take a living worker's batch.
+        if len(sent) >= settings.DELIVERY_MARK_EVERY or time.monotonic() - renewed_at > _renew_after():
+            _record_sent(sent, report)
+            if in_flight or unsent:
                 _renew_claim(messages[0].claim)
-                sent, renewed_at = [], time.monotonic()
+            sent, renewed_at = [], time.monotonic()
+
+    unsent = deque(messages)
+    try:
+        while unsent:
+            message = unsent.popleft()
+            try:
+                relay_message = RelayMessage(message, signer=signers.signer_for(message), builder=builder)
+            except Exception as exc:  # it cannot be built (or signed): nothing was sent
+                in_flight.append((message, _failed(exc)))
+            else:
+                in_flight.append((message, relay.submit(relay_message)))
+            # One message per connection on its way while the next is built and signed.
+            while len(in_flight) > relay.width or (in_flight and in_flight[0][1].done()):
+                settle_oldest()
+        while in_flight:
+            settle_oldest()
     finally:
-        connection.close()
+        relay.close()
         _record_sent(sent, report)
     return report
+
+
+class Relay:
+    """The delivery mailer's connections for one run, each used by a thread of its own: a relay's
+    replies are waited for there (the wait releases the GIL), so the next message is built and signed
+    while the relay takes this one, and with several connections a distant relay's round trips (four
+    a message: MAIL, RCPT, DATA and the data) overlap. Outcomes come back as futures and are settled
+    by the run, in order; only the run touches the database. Raises what opening the first connection
+    raises (the relay is unreachable); a further one that does not open is done without."""
+
+    def __init__(self, connections: int) -> None:
+        first = mailers["delivery"]
+        first.open()
+        self.connections = [first]
+        for _ in range(connections - 1):
+            extra = mailers["delivery"]
+            try:
+                extra.open()
+            except Exception:
+                logger.warning(
+                    "A further relay connection did not open; delivering with fewer", exc_info=True
+                )
+                break
+            self.connections.append(extra)
+        self.threads = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-relay") for _ in self.connections
+        ]
+        self.sent = 0
+
+    @property
+    def width(self) -> int:
+        return len(self.connections)
+
+    def submit(self, relay_message: RelayMessage) -> Future:
+        index = self.sent % self.width
+        self.sent += 1
+        return self.threads[index].submit(self.connections[index].send_messages, [relay_message])
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.shutdown(wait=True)
+        for connection in self.connections:
+            connection.close()
+
+
+def _failed(exc: Exception) -> Future:
+    outcome: Future = Future()
+    outcome.set_exception(exc)
+    return outcome
 
 
 class Signers:
@@ -118,13 +186,13 @@ class Signers:
     (account, From domain) is looked up once."""
 
     def __init__(self) -> None:
-        self.found: dict[tuple[int, str], Callable[[bytes], bytes] | None] = {}
+        self.found: dict[tuple[int, str], signing.Signer | None] = {}
 
-    def signer_for(self, message: Message) -> Callable[[bytes], bytes] | None:
+    def signer_for(self, message: Message) -> signing.Signer | None:
         lookup = (message.account_id, message.from_email.rsplit("@", 1)[-1].lower())
         if lookup not in self.found:
             key = signing.signing_key_for(message.account, message.from_email)
-            self.found[lookup] = partial(signing.sign, domain=key[0], key=key[1]) if key else None
+            self.found[lookup] = signing.Signer(domain=key[0], key=key[1]) if key else None
         return self.found[lookup]
 
 

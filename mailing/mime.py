@@ -10,6 +10,8 @@ a Message-ID that stays the same on every attempt.
 from __future__ import annotations
 
 import base64
+import email
+import re
 from collections.abc import Callable
 from email import policy
 from email.headerregistry import Address
@@ -63,7 +65,8 @@ def _needs_smtputf8(message: Message) -> bool:
     return not all(address.isascii() for address in addresses)
 
 
-def build_mime(message: Message) -> EmailMessage:
+def _shared_mime(message: Message, html: str, text: str) -> EmailMessage:
+    """Everything but the headers that name this recipient's copy (`_recipient_headers`)."""
     # An internationalised address can only travel as UTF-8 (SMTPUTF8, which mailing.relay asks for).
     mime = EmailMessage(policy=policy.SMTPUTF8 if _needs_smtputf8(message) else policy.SMTP)
     mime["From"] = _address(message.from_name, message.from_email)
@@ -72,21 +75,99 @@ def build_mime(message: Message) -> EmailMessage:
             mime["To"] = _addresses(message.shown_to)
         if message.shown_cc:
             mime["Cc"] = _addresses(message.shown_cc)
-    else:
-        mime["To"] = _address(message.to_name, message.to_email)
     mime["Subject"] = message.subject
     mime["Date"] = format_datetime(timezone.now())
-    mime["Message-ID"] = message_id_header(message)
-    mime["X-Message-Id"] = message.public_id
-    headers = (
-        decorate.unsubscribe_headers(message)
-        | message.headers
-        | (IMPORTANT_HEADERS if message.important else {})
-    )
-    for name, value in headers.items():
+    for name, value in (message.headers | (IMPORTANT_HEADERS if message.important else {})).items():
         mime[name] = value
-    _add_body(mime, message, *decorate.delivered_bodies(message))
+    _add_body(mime, message, html, text)
     return mime
+
+
+def _recipient_headers(message: Message) -> list[tuple[str, str]]:
+    """The headers that differ from one recipient's copy to the next: its To (unless the whole list is
+    shown), the Message-ID, and the List-Unsubscribe naming this message (a sender's own headers win)."""
+    headers = [] if message.shown_to or message.shown_cc else [("To", str(_to_address(message)))]
+    headers += [("Message-ID", message_id_header(message)), ("X-Message-Id", message.public_id)]
+    overridden = set(message.headers) | (set(IMPORTANT_HEADERS) if message.important else set())
+    headers += [(n, v) for n, v in decorate.unsubscribe_headers(message).items() if n not in overridden]
+    return headers
+
+
+_DOT_ATOM_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
+)
+
+
+def _to_address(message: Message) -> Address | str:
+    if not message.to_name and _DOT_ATOM_ADDRESS.fullmatch(message.to_email):
+        return message.to_email  # what Address() would give back, without parsing it again
+    return _address(message.to_name, message.to_email)
+
+
+# A value that the email package folds to itself: short, ASCII, no spaces, quotes, comments or groups.
+_AS_IS = re.compile(r"[A-Za-z0-9!#$%&*+/=?^_`{|}~.@<>-]*")
+
+
+# Headers whose value is a URL in angle brackets (RFC 2369): a URL cannot be folded, and the email
+# package would turn one longer than a line into RFC 2047 encoded words, which List-Unsubscribe may not
+# hold (receivers look for `<https://...>`, and one-click unsubscribe would be lost). Written as they are,
+# within RFC 5322's 998 characters a line.
+_URL_HEADERS = {"list-unsubscribe"}
+
+
+def _header_line(mime_policy: policy.EmailPolicy, name: str, value: str) -> bytes:
+    """One header as the email package's generator writes it (folded, encoded), for a header set on a
+    message under `mime_policy`; a plain short value, or a URL header, is written directly."""
+    if len(name) + len(value) <= 76 and _AS_IS.fullmatch(value) and "=?" not in value:  # not an encoded word
+        return f"{name}: {value}\r\n".encode("ascii")
+    if (
+        name.lower() in _URL_HEADERS
+        and value.isascii()
+        and len(name) + len(value) <= 996
+        and not any(c in value for c in "\r\n")
+    ):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return mime_policy.fold_binary(*mime_policy.header_store_parse(name, value))
+
+
+def _frozen(value):
+    """A JSON value (the stored headers, attachments, shown lists) as something hashable."""
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+class MimeBuilder:
+    """The messages of one delivery run, as bytes. A batch is mostly one call's recipients: the same
+    sender, subject, bodies and attachments, only the recipient's headers differ. That shared part is
+    built and serialised once (the email package's header parsing and folding and the body encoding are
+    most of a message's cost), and each copy is its own headers in front of it. Tracked bodies differ per
+    recipient, so such copies share nothing but cost no more than before."""
+
+    KEPT = 4  # shared parts kept (a batch from one call needs one; each may hold large attachments)
+
+    def __init__(self) -> None:
+        self.shared: dict[tuple, tuple[policy.EmailPolicy, bytes]] = {}
+
+    def build(self, message: Message) -> bytes:
+        html, text = decorate.delivered_bodies(message)
+        recipient_headers = _recipient_headers(message)
+        key = (
+            message.from_name, message.from_email, message.subject, html, text, message.important,
+            _needs_smtputf8(message), _frozen(message.headers), _frozen(message.attachments),
+            _frozen(message.shown_to), _frozen(message.shown_cc), tuple(n for n, _ in recipient_headers),
+        )  # fmt: skip
+        found = self.shared.get(key)
+        if found is None:
+            mime = _shared_mime(message, html, text)
+            found = (mime.policy, mime.as_bytes())
+            if len(self.shared) >= self.KEPT:
+                self.shared.pop(next(iter(self.shared)))
+            self.shared[key] = found
+        mime_policy, shared = found
+        return b"".join(_header_line(mime_policy, name, value) for name, value in recipient_headers) + shared
 
 
 def _add_body(mime: EmailMessage, message: Message, html: str, text: str) -> None:
@@ -120,12 +201,11 @@ def _add_body(mime: EmailMessage, message: Message, html: str, text: str) -> Non
 
 class SignedMime:
     """The bytes a relay receives: the DKIM-Signature computed over exactly these bytes, in front of
-    them. Django's backends only call as_bytes() (and the file backend get_charset())."""
+    them. Django's backends only call as_bytes() (and the file backend get_charset()); a header asked for
+    (tests, the in-memory backend) is read from the bytes."""
 
-    def __init__(self, mime: EmailMessage, signer: Callable[[bytes], bytes] | None) -> None:
-        self.mime = mime
-        body = mime.as_bytes()
-        self.data = (signer(body) if signer else b"") + body
+    def __init__(self, data: bytes, signer: Callable[[bytes], bytes] | None) -> None:
+        self.data = (signer(data) if signer else b"") + data
 
     def as_bytes(self, *args, **kwargs) -> bytes:
         return self.data
@@ -134,16 +214,22 @@ class SignedMime:
         return None
 
     def __getitem__(self, name: str):
-        return self.mime[name]
+        return email.message_from_bytes(self.data, policy=policy.SMTP)[name]
 
 
 class RelayMessage:
     """What Django's mail backends read from a message (`from_email`, `recipients()`, `message()`),
-    around a MIME message of ours, signed by `signer` (DKIM) when one is given. The envelope goes to one
-    recipient (and the Bcc copy), whatever the headers show."""
+    around the bytes of a message of ours (built by `builder`, a run's MimeBuilder, or alone), signed by
+    `signer` (DKIM) when one is given. The envelope goes to one recipient (and the Bcc copy), whatever
+    the headers show."""
 
-    def __init__(self, message: Message, signer: Callable[[bytes], bytes] | None = None) -> None:
-        self.mime = SignedMime(build_mime(message), signer)
+    def __init__(
+        self,
+        message: Message,
+        signer: Callable[[bytes], bytes] | None = None,
+        builder: MimeBuilder | None = None,
+    ) -> None:
+        self.mime = SignedMime((builder or MimeBuilder()).build(message), signer)
         self.from_email = return_path(message)
         self.to = [message.to_email] + ([message.bcc_address] if message.bcc_address else [])
         self.subject = message.subject
@@ -151,5 +237,5 @@ class RelayMessage:
     def recipients(self) -> list[str]:
         return self.to
 
-    def message(self, policy=None) -> EmailMessage:
+    def message(self, policy=None) -> SignedMime:
         return self.mime

@@ -11,14 +11,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
 from functools import lru_cache
 
 import dkim
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from django.conf import settings
 from django.utils import timezone
+from dkim.canonicalization import CanonicalizationPolicy
 
 from accounts.models import Account
 
@@ -108,16 +110,85 @@ def _private_pem(encrypted: str) -> bytes:
     return _fernet().decrypt(encrypted.encode("ascii"))
 
 
+@lru_cache(maxsize=256)
+def _private_key(encrypted: str) -> rsa.RSAPrivateKey:
+    """The parsed key, once per key per process: a worker decrypts and parses a domain's key the first
+    time it signs with it, not for every message. Keyed by the encrypted text, so a rotated key is a new
+    entry and a retired one ages out."""
+    return serialization.load_pem_private_key(_private_pem(encrypted), password=None)
+
+
+RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+_HEADER_NAME = b"DKIM-Signature"
+_PKCS1_V15 = padding.PKCS1v15()
+_PREHASHED_SHA256 = utils.Prehashed(hashes.SHA256())
+
+
+class Signer:
+    """Signs messages from one domain with one key, as dkimpy's `dkim.sign(..., canonicalize=(relaxed,
+    relaxed), include_headers=SIGNED_HEADERS)` would, byte for byte, but with `cryptography`'s RSA
+    (OpenSSL, ~0.3 ms) instead of dkimpy's own (pure Python, ~7 ms).
+
+    dkimpy still does what it is trusted for: parsing the message (`rfc822_parse`), canonicalising
+    headers and body, selecting and hashing the signed headers (`hash_headers`), and folding the
+    DKIM-Signature (`fold`); the steps below follow `DKIM.sign` and `DomainSigner.gen_header` (dkimpy 1.1.8, pinned)
+    in order, only the RSA step differs. tests/mailing/test_dkim.py proves it: the b= values
+    equal dkimpy's for the same message and time, and every signature verifies with `dkim.verify`.
+
+    A batch of messages often shares its body (only the recipient's headers differ), so the body hash
+    is kept for the last few bodies seen."""
+
+    BODY_HASHES_KEPT = 4  # bodies kept as keys: each may hold large attachments
+
+    def __init__(self, *, domain: str, key: DkimKey) -> None:
+        self.domain = domain.encode("idna")
+        self.selector = key.selector.encode()
+        self.private_key = _private_key(key.private_key)
+        self.body_hashes: dict[bytes, bytes] = {}
+
+    def __call__(self, message: bytes, *, now: float | None = None) -> bytes:
+        """The DKIM-Signature header line (with its CRLF) for `message`, to put in front of it."""
+        headers, body = dkim.rfc822_parse(message)
+        fields = [
+            (b"v", b"1"),
+            (b"a", b"rsa-sha256"),
+            (b"c", b"relaxed/relaxed"),
+            (b"d", self.domain),
+            (b"i", b"@" + self.domain),
+            (b"q", b"dns/txt"),
+            (b"s", self.selector),
+            (b"t", str(int(time.time() if now is None else now)).encode("ascii")),
+            (b"h", b" : ".join(SIGNED_HEADERS)),
+            (b"bh", self._body_hash(body)),
+            (b"b", b"0" * 60),  # as dkimpy: b= folds onto its own line, so adding the value refolds nothing
+        ]
+        value = dkim.fold(
+            b"; ".join(b"=".join(f) for f in fields), namelen=len(_HEADER_NAME), linesep=b"\r\n"
+        )
+        unsigned = (_HEADER_NAME, b" " + dkim.RE_BTAG.sub(b"\\1", value))
+        digest = hashlib.sha256()
+        dkim.hash_headers(
+            digest, RELAXED, RELAXED.canonicalize_headers(headers), SIGNED_HEADERS, unsigned, None
+        )
+        signature = self.private_key.sign(digest.digest(), _PKCS1_V15, _PREHASHED_SHA256)
+        fields[-1] = (b"b", base64.b64encode(signature))
+        value = b"; ".join(b"=".join(f) for f in fields) + b"\r\n"
+        return _HEADER_NAME + b": " + dkim.fold(value, namelen=len(_HEADER_NAME), linesep=b"\r\n")
+
+    def _body_hash(self, body: bytes) -> bytes:
+        found = self.body_hashes.get(body)
+        if found is None:
+            found = base64.b64encode(hashlib.sha256(RELAXED.canonicalize_body(body)).digest())
+            if len(self.body_hashes) >= self.BODY_HASHES_KEPT:
+                self.body_hashes.pop(next(iter(self.body_hashes)))
+            self.body_hashes[body] = found
+        return found
+
+
 def sign(message: bytes, *, domain: str, key: DkimKey) -> bytes:
-    """The DKIM-Signature header line (with its CRLF) for `message`, to put in front of it."""
-    return dkim.sign(
-        message,
-        key.selector.encode(),
-        domain.encode("idna"),
-        _private_pem(key.private_key),
-        canonicalize=(b"relaxed", b"relaxed"),
-        include_headers=SIGNED_HEADERS,
-    )
+    """The DKIM-Signature header line (with its CRLF) for `message`, to put in front of it. To sign many
+    messages with one key, make one `Signer` and call it."""
+    return Signer(domain=domain, key=key)(message)
 
 
 def signing_key_for(account: Account, from_email: str) -> tuple[str, DkimKey] | None:

@@ -205,5 +205,6 @@ def test_a_slow_batch_renews_its_claim_even_when_every_message_fails(smtp_sink, 
         report = delivery.deliver(
             list(Message.objects.filter(public_id__in=ids).values_list("pk", flat=True))
         )
-    # then the worker still told the sweep it was alive, after each slow message
-    assert report.retry == 2 and renew.call_count == 2
+    # then the worker still told the sweep it was alive, after each slow message that others wait behind
+    # (after the last, nothing it holds is left to renew)
+    assert report.retry == 2 and renew.call_count == 1

@@ -1,0 +1,171 @@
+"""The DKIM signer signs with `cryptography`'s RSA over exactly what dkimpy would sign: for the same message
+and time its DKIM-Signature equals dkimpy's byte for byte (RSA PKCS#1 v1.5 is deterministic), and every
+signature verifies with `dkim.verify` against the public key. No database: the key is an unsaved row."""
+
+import base64
+from email import policy
+from email.message import EmailMessage
+from unittest import mock
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mailing.deliverability import signing
+from mailing.models import DkimKey
+
+NOW = 1_795_000_000
+
+
+@pytest.fixture(scope="module")
+def private_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def key(private_key, settings):
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return DkimKey(selector="rs20261124", private_key=signing._fernet().encrypt(pem).decode("ascii"))
+
+
+def _dns(private_key):
+    public = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dnsfunc(name, timeout=5):
+        assert name == b"rs20261124._domainkey.shop.example."
+        return record
+
+    return dnsfunc
+
+
+def _mime(**headers) -> EmailMessage:
+    mime = EmailMessage(policy=policy.SMTP)
+    mime["From"] = headers.pop("From", "The Shop <news@shop.example>")
+    mime["To"] = headers.pop("To", "reader@example.test")
+    mime["Subject"] = headers.pop("Subject", "Your receipt")
+    mime["Date"] = "Tue, 24 Nov 2026 20:00:00 +0000"
+    mime["Message-ID"] = "<abc123@mail.example>"
+    for name, value in headers.items():
+        mime[name.replace("_", "-")] = value
+    return mime
+
+
+def _plain() -> bytes:
+    mime = _mime()
+    mime.set_content("Thanks for your order.\n")
+    return mime.as_bytes()
+
+
+def _non_ascii() -> bytes:
+    mime = _mime(From="Café Ümlaut <news@shop.example>", Subject="Grüße aus Köln ✓ — ünïcødé " * 3)
+    mime.set_content("Schöne Grüße — ünïcødé\n\n\n")
+    mime.add_alternative("<p>Schöne Grüße ✓</p>", subtype="html")
+    return mime.as_bytes()
+
+
+def _with_attachments() -> bytes:
+    mime = _mime(
+        List_Unsubscribe="<https://t.example/u/abc>", List_Unsubscribe_Post="List-Unsubscribe=One-Click"
+    )
+    mime.set_content("Your invoice is attached.")
+    mime.add_alternative("<p>Your invoice is <b>attached</b>.</p>", subtype="html")
+    mime.add_attachment(b"%PDF-1.4" + bytes(range(256)) * 40, maintype="application", subtype="pdf",
+                        filename="invoice.pdf")  # fmt: skip
+    mime.add_attachment("a,b\n1,2\n", subtype="csv", filename="lines.csv")
+    return mime.as_bytes()
+
+
+def _folded() -> bytes:
+    # Long folded headers (a To list and a Reply-To over several lines), odd whitespace the relaxed
+    # canonicalisation must compress, bare LF line endings, a repeated header and trailing blank lines.
+    return (
+        b"From:   The Shop  <news@shop.example>\n"
+        b"To: " + b",\n\t".join(b"Reader %d <reader%d@example.test>" % (i, i) for i in range(12)) + b"\n"
+        b"Reply-To: help@shop.example,\n  billing@shop.example  \n"
+        b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=  \t and more\n"
+        b"Received: from a\nReceived: from b\n"
+        b"Date: Tue, 24 Nov 2026 20:00:00 +0000\n"
+        b"Message-ID: <folded@mail.example>\n"
+        b"\n"
+        b"Line with trailing spaces   \n\tindented   line\n\n\n\n"
+    )
+
+
+MESSAGES = {"plain": _plain, "non-ascii": _non_ascii, "attachments": _with_attachments, "folded": _folded}
+
+
+def _dkimpy(message: bytes, key: DkimKey) -> bytes:
+    with mock.patch("dkim.time.time", return_value=NOW):
+        return dkim.sign(message, key.selector.encode(), b"shop.example", signing._private_pem(key.private_key),
+                         canonicalize=(b"relaxed", b"relaxed"), include_headers=signing.SIGNED_HEADERS)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MESSAGES)
+def test_the_signature_equals_dkimpys_byte_for_byte(name, key):
+    message = MESSAGES[name]()
+    signer = signing.Signer(domain="shop.example", key=key)
+    ours = signer(message, now=NOW)
+    assert ours == _dkimpy(message, key)
+    assert ours.endswith(b"\r\n") and b" b=" in ours
+
+
+@pytest.mark.parametrize("name", MESSAGES)
+def test_every_signature_verifies_with_dkimpy(name, key, private_key):
+    message = MESSAGES[name]()
+    signer = signing.Signer(domain="shop.example", key=key)
+    assert dkim.verify(signer(message) + message, dnsfunc=_dns(private_key))
+
+
+def test_a_changed_body_or_signed_header_no_longer_verifies(key, private_key):
+    message = _with_attachments()
+    signature = signing.Signer(domain="shop.example", key=key)(message)
+    assert not dkim.verify(signature + message.replace(b"attached.", b"attached!"), dnsfunc=_dns(private_key))
+    assert not dkim.verify(
+        signature + message.replace(b"Your receipt", b"Your refund"), dnsfunc=_dns(private_key)
+    )
+
+
+def test_a_signer_reused_over_a_batch_hashes_each_body_rightly(key, private_key):
+    # given one signer for a batch whose messages share or differ in their bodies
+    signer = signing.Signer(domain="shop.example", key=key)
+    messages = [
+        _plain(),
+        _non_ascii(),
+        _plain().replace(b"reader@", b"other@"),
+        _with_attachments(),
+        _plain(),
+    ]
+    # when each is signed by it, then each signature is dkimpy's and verifies
+    for message in messages:
+        signature = signer(message, now=NOW)
+        assert signature == _dkimpy(message, key)
+        assert dkim.verify(signature + message, dnsfunc=_dns(private_key))
+    assert len(signer.body_hashes) == 3
+
+
+def test_the_key_is_decrypted_and_parsed_once_per_process(key, private_key):
+    signing._private_key.cache_clear()
+    signing._private_pem.cache_clear()
+    with mock.patch.object(signing, "_fernet", wraps=signing._fernet) as fernet:
+        for _ in range(5):
+            signing.Signer(domain="shop.example", key=key)(_plain())
+    assert fernet.call_count == 1
+    # a rotated key (another encrypted text) is its own entry, never the old key
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = other.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    rotated = DkimKey(selector="rs20261124", private_key=signing._fernet().encrypt(pem).decode("ascii"))
+    signature = signing.Signer(domain="shop.example", key=rotated)(_plain())
+    assert not dkim.verify(signature + _plain(), dnsfunc=_dns(private_key))
+    assert dkim.verify(signature + _plain(), dnsfunc=_dns(other))
