@@ -19,7 +19,7 @@ from django.utils.text import slugify
 from . import alerts, emails, invites, ratelimit, signals
 from .audit import diff, record
 from .errors import DomainError, InvalidTransition, PermissionDenied, ValidationError
-from .models import Account, Membership, Usage, User
+from .models import Account, Membership, TrailingUsage, Usage, User
 from .permissions import require_not_impersonating, require_role
 from .validation import (
     clean_contact_email,
@@ -532,6 +532,7 @@ def delete_subaccount(
     require_role(actor, master, Membership.Role.ADMIN)
     label = str(subaccount)
     Usage.objects.filter(account=subaccount).update(account_label=label)
+    TrailingUsage.objects.filter(account=subaccount).update(account_label=label)  # the overview's top, too
     members = list(User.objects.filter(membership__account=subaccount))  # the owner and their team
     record(actor=actor, account=subaccount, action="subaccount.deleted", before=_snapshot(subaccount))
     subaccount.delete()

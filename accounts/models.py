@@ -335,12 +335,98 @@ class Usage(models.Model):
             models.CheckConstraint(condition=Q(window__in=["month", "hour"]), name="usage_window_valid"),
         ]
         indexes = [
-            # the bill and the overview's "top senders": one month's rows of one master, biggest first
-            models.Index(fields=["billed_to", "window", "start", "-sent"], name="usage_billing_by_sent"),
+            # the bill and the overview's "top senders": one month's rows of one master, biggest first;
+            # carrying the account, the list's sort by this month's usage and the near-limit widget read
+            # the index alone (the same one index a reservation updates, a few bytes wider)
+            models.Index(
+                fields=["billed_to", "window", "start", "-sent"],
+                include=["account"],
+                name="usage_billing_by_sent_cover",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.account_label}: {self.sent} in {self.window} from {self.start:%Y-%m-%d %H:%M}"
+
+
+class DailyUsage(models.Model):
+    """An agency's hourly Usage windows added up per closed UTC day (accounts/rollup.py): what the
+    overview's chart reads for a long range instead of thousands of hourly rows a day. One row per
+    (bill, day) over every account billed to it, rolled up only once the day is over, so the accept path
+    never writes here; a late change to a rolled-up day's hour is applied here too, in step (quota.py)."""
+
+    billed_to = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="daily_usage")
+    day = models.DateField(help_text="A UTC day.")
+    sent = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    hard_bounced = models.PositiveIntegerField(default=0)
+    soft_bounced = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0)
+    opens = models.PositiveIntegerField(default=0)
+    unique_opens = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+    unique_clicks = models.PositiveIntegerField(default=0)
+    unsubs = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["billed_to", "day"], name="daily_usage_one_row_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.billed_to_id}: {self.sent} on {self.day:%Y-%m-%d}"
+
+
+class TrailingUsage(models.Model):
+    """Each account's figures over the closed days of a preset range (the last 7, 30 or 90 days, today
+    left out) ending on `through`, rebuilt by the rollup when a day closes: the overview's top
+    subaccounts and its CSV add today's hours to these instead of reading every hour of the range.
+    Deleted accounts are told apart by their kept label, as their hourly rows are."""
+
+    account = models.ForeignKey(Account, null=True, on_delete=models.SET_NULL, related_name="+")
+    billed_to = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="trailing_usage")
+    account_label = models.CharField(max_length=600, blank=True, help_text="Set for deleted accounts only.")
+    days = models.PositiveSmallIntegerField(help_text="The preset: the range's length, today included.")
+    through = models.DateField(help_text="The last closed UTC day counted (yesterday when built).")
+    sent = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    hard_bounced = models.PositiveIntegerField(default=0)
+    soft_bounced = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0)
+    opens = models.PositiveIntegerField(default=0)
+    unique_opens = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+    unique_clicks = models.PositiveIntegerField(default=0)
+    unsubs = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # the top senders of a preset: one bill's rows, biggest first
+            models.Index(fields=["billed_to", "days", "through", "-sent"], name="trailing_usage_by_sent"),
+            # today's senders' rows, added to today's hours
+            models.Index(fields=["account", "days", "through"], name="trailing_usage_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id or self.account_label}: {self.sent} in {self.days} days to {self.through}"
+
+
+class UsageRollup(models.Model):
+    """The mark that a UTC day's hourly Usage has been rolled up into DailyUsage for every bill: readers
+    use the day rows only for marked days (a day without the mark is read from its hours)."""
+
+    day = models.DateField(unique=True)
+    rolled_up_at = models.DateTimeField(default=timezone.now)
+    trailing_built = models.BooleanField(
+        default=False, help_text="TrailingUsage through this day is built (for the latest closed day)."
+    )
+
+    def __str__(self) -> str:
+        return f"rolled up {self.day:%Y-%m-%d}"
 
 
 class LimitAlert(models.Model):

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import rollup
 from .errors import QuotaExceeded
 from .models import Account, Usage
 
@@ -109,20 +110,41 @@ def reserve_quota(*, account: Account, n: int, now: datetime | None = None) -> i
                 f"these {n} would go over it.",
                 reason=window.reason,
             )
+        if window.kind == Usage.Window.HOUR and n > 0:
+            # Only a send counted at an earlier time (a backfill) reaches a closed day: a no-op otherwise.
+            rollup.keep_in_step(
+                account_id=account.pk,
+                billed_to_id=account.billing_account_id,
+                start=window.start,
+                changes={"sent": n},
+            )
         month_count = count
     return month_count
 
 
 def release_quota(*, account: Account, n: int, counted_at: datetime) -> None:
     """Give back `n` sends counted at `counted_at` (a scheduled send cancelled before it left): the hour
-    and the month they were counted in, whatever the time now. Never below zero."""
-    for kind, start in (
-        (Usage.Window.HOUR, hour_start(counted_at)),
-        (Usage.Window.MONTH, month_start(counted_at)),
-    ):
-        Usage.objects.filter(
-            account=account, billed_to_id=account.billing_account_id, window=kind, start=start, sent__gte=n
-        ).update(sent=F("sent") - n)
+    and the month they were counted in, whatever the time now. Never below zero. An hour in a day already
+    rolled up gives its sends back in the day's row too, in the same transaction."""
+    with transaction.atomic():
+        for kind, start in (
+            (Usage.Window.HOUR, hour_start(counted_at)),
+            (Usage.Window.MONTH, month_start(counted_at)),
+        ):
+            given_back = Usage.objects.filter(
+                account=account,
+                billed_to_id=account.billing_account_id,
+                window=kind,
+                start=start,
+                sent__gte=n,
+            ).update(sent=F("sent") - n)
+            if kind == Usage.Window.HOUR and given_back:
+                rollup.keep_in_step(
+                    account_id=account.pk,
+                    billed_to_id=account.billing_account_id,
+                    start=start,
+                    changes={"sent": -n},
+                )
 
 
 OUTCOMES = (
@@ -154,6 +176,19 @@ def count_outcomes(*, account: Account, counts: dict[str, int], now: datetime | 
         "start": start,
     }
     bump = {outcome: F(outcome) + n for outcome, n in counts.items()}
+    if start >= hour_start():
+        _count_in_hour(account, row, bump)
+        return
+    # An outcome recorded with an earlier time may land in a day already rolled up: the hour and the
+    # day's row change in one transaction.
+    with transaction.atomic():
+        _count_in_hour(account, row, bump)
+        rollup.keep_in_step(
+            account_id=account.pk, billed_to_id=account.billing_account_id, start=start, changes=counts
+        )
+
+
+def _count_in_hour(account: Account, row: dict, bump: dict) -> None:
     # The hour's row exists after its first count: one UPDATE then (the tracking endpoints count on every
     # hit); otherwise create it (racing creators do not fail) and count.
     if not Usage.objects.filter(**row).update(**bump):

@@ -1,7 +1,8 @@
 """The agency's sending over time: a range of UTC days (the last 7, 30 or 90, or any from-to), the daily
 figures for a chart, the subaccounts that sent most, and the same figures as CSV. Everything is read
-from the hourly Usage windows (one aggregate query each), never from messages, so a 90-day range costs
-the same queries at 10 or 100,000 subaccounts."""
+from the Usage summary, never from messages, so a 90-day range costs the same queries at 10 or 100,000
+subaccounts: the agency's days from their daily rollup where it exists (accounts/rollup.py), the rest
+(today, and days not rolled up yet) from the hourly windows."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from itertools import batched
 
-from django.db.models import Case, F, QuerySet, Sum, Value, When
+from django.db import connection
+from django.db.models import Case, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from . import rollup
 from .csv_export import csv_lines
 from .errors import ValidationError
-from .models import Account, Usage
+from .models import Account, DailyUsage, TrailingUsage, Usage
 
 PRESET_DAYS = {"7": 7, "30": 30, "90": 90}
 DEFAULT_PRESET = "30"
@@ -132,17 +135,23 @@ def hours_in(rows: QuerySet[Usage], span: DateRange) -> QuerySet[Usage]:
     return rows.filter(window=Usage.Window.HOUR, start__gte=span.start, start__lt=span.end)
 
 
-def daily_figures(rows: QuerySet[Usage], span: DateRange) -> list[dict]:
-    """One dict per day of the range (`day` as ISO text, then FIGURES), days without sending at 0:
-    one aggregate query over the hourly windows of `rows`."""
-    by_day = {
+def _hours_by_day(rows: QuerySet[Usage]) -> dict[date, dict]:
+    return {
         row["day"]: row
-        for row in hours_in(rows, span)
-        .annotate(day=TruncDate("start", tzinfo=timezone.UTC))
+        for row in rows.annotate(day=TruncDate("start", tzinfo=timezone.UTC))
         .values("day")
         .annotate(**SUMS)
         .order_by()
     }
+
+
+def daily_figures(rows: QuerySet[Usage], span: DateRange) -> list[dict]:
+    """One dict per day of the range (`day` as ISO text, then FIGURES), days without sending at 0:
+    one aggregate query over the hourly windows of `rows`."""
+    return _days_of(span, _hours_by_day(hours_in(rows, span)))
+
+
+def _days_of(span: DateRange, by_day: dict[date, dict]) -> list[dict]:
     days = []
     for n in range(span.days):
         day = span.first + timedelta(days=n)
@@ -158,8 +167,41 @@ def totals(days: list[dict]) -> dict[str, int]:
 
 def agency_daily(master: Account, span: DateRange) -> list[dict]:
     """Everything billed to the agency (its own sending, its subaccounts', deleted and renewed ones for
-    the days they were its own), day by day."""
-    return daily_figures(Usage.objects.filter(billed_to=master), span)
+    the days they were its own), day by day: rolled-up days from their day rows, the others (today, days
+    not rolled up yet) from their hours. Three queries whatever the range; the same figures either way."""
+    hours = Usage.objects.filter(billed_to=master)
+    if not rollup.covers(span.start):
+        return daily_figures(hours, span)  # days that do not start at UTC midnight: only hours can say
+    rolled = rollup.rolled_up_days(span.first, span.last)
+    by_day = {
+        row["day"]: row
+        for row in DailyUsage.objects.filter(billed_to=master, day__in=rolled)
+        .values("day")
+        .annotate(**SUMS)
+        .order_by()
+    }
+    unrolled = _runs(sorted({span.first + timedelta(days=n) for n in range(span.days)} - rolled))
+    if unrolled:
+        in_runs = Q()
+        for first, last in unrolled:
+            in_runs |= Q(start__gte=_midnight(first), start__lt=_midnight(last + timedelta(days=1)))
+        by_day |= _hours_by_day(hours.filter(in_runs, window=Usage.Window.HOUR))
+    return _days_of(span, by_day)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days, (first, last) each: a range on `start` per run."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 
 
 def _by_subaccount(master: Account, span: DateRange):
@@ -208,8 +250,103 @@ def _state(account: dict, master: Account) -> str:
 
 
 def top_subaccounts(master: Account, span: DateRange, *, limit: int = 10) -> list[dict]:
-    """The subaccounts that sent most in the range (two queries: the figures, then the names)."""
-    return _named(list(_by_subaccount(master, span).filter(sent__gt=0)[:limit]), master)
+    """The subaccounts that sent most in the range (three queries at most: whether the preset's
+    trailing figures are built, the figures, then the names)."""
+    through = _trailing_through(span)
+    if through is None:
+        rows = list(_by_subaccount(master, span).filter(sent__gt=0)[:limit])
+    else:
+        rows = list(_by_subaccount_from_trailing(master, span, through, limit=limit))
+    return _named(rows, master)
+
+
+def _trailing_through(span: DateRange) -> date | None:
+    """For a preset range ending today, the day its per-account figures (TrailingUsage) run to, when the
+    rollup has built them since the last midnight (UTC); else None, and the range is read from its hours."""
+    if span.preset not in PRESET_DAYS or span.last != today_utc() or span.days not in rollup.TRAILING_DAYS:
+        return None
+    return rollup.trailing_through(span.last)
+
+
+COUNTER_FIGURES = {
+    "sent": ("sent",),
+    "delivered": ("delivered",),
+    "bounced": ("hard_bounced", "soft_bounced"),
+    "complained": ("complained",),
+    "rejected": ("rejected",),
+    "failed": ("failed",),
+    "opened": ("unique_opens",),
+    "clicked": ("unique_clicks",),
+    "unsubscribed": ("unsubs",),
+}  # FIGURES from the counters they add up, as SUMS defines them
+
+
+def _by_subaccount_from_trailing(master: Account, span: DateRange, through: date, *, limit: int | None):
+    """`_by_subaccount` for a preset range ending today: each account's closed days from TrailingUsage
+    plus its hours of today, added up in one query. With a `limit`, only the accounts that can be in the
+    top: the trailing top `limit` and today's senders (an account that sent nothing today keeps its
+    trailing rank, so nobody outside these can pass them)."""
+    counters = [counter for names in COUNTER_FIGURES.values() for counter in names]
+    today = (
+        hours_in(Usage.objects.filter(billed_to=master), DateRange(first=span.last, last=span.last))
+        .exclude(account_id=master.pk)
+        .annotate(
+            deleted_label=Case(When(account_id__isnull=True, then=F("account_label")), default=Value(""))
+        )
+        .values("account_id", "deleted_label")
+        .annotate(**{f"total_{name}": Sum(name) for name in counters})
+        .order_by()
+    )
+    trailing = (
+        TrailingUsage.objects.filter(billed_to=master, days=span.days, through=through)
+        .exclude(account_id=master.pk)
+        .values("account_id", "account_label", *counters)
+        .order_by()
+    )
+    today_sql, today_params = today.query.sql_with_params()
+    trailing_sql, trailing_params = trailing.query.sql_with_params()
+    q = connection.ops.quote_name
+    params = [*today_params, *trailing_params]
+    candidates = ""
+    if limit is not None:
+        top_sql, top_params = trailing.order_by("-sent", "account_id", "account_label")[
+            :limit
+        ].query.sql_with_params()
+        params = [*today_params, *top_params, *trailing_params]
+        candidates = (
+            " WHERE t.account_id IN (SELECT account_id FROM today_rows WHERE account_id IS NOT NULL)"
+            " OR t.account_id IN (SELECT account_id FROM top_rows WHERE account_id IS NOT NULL)"
+            " OR (t.account_id IS NULL AND (t.account_label IN (SELECT deleted_label FROM today_rows WHERE account_id IS NULL)"
+            " OR t.account_label IN (SELECT account_label FROM top_rows WHERE account_id IS NULL)))"
+        )
+    with_top = f", top_rows AS ({top_sql})" if limit is not None else ""
+    summed = ", ".join(f"SUM({q(name)}) AS {q(name)}" for name in counters)
+    sql = (
+        f"WITH today_rows AS ({today_sql}){with_top} "
+        f"SELECT account_id, deleted_label, {summed} FROM ("
+        f"SELECT account_id, deleted_label, {', '.join(f'total_{name} AS {q(name)}' for name in counters)} FROM today_rows"
+        f" UNION ALL SELECT t.account_id, t.account_label, {', '.join(f't.{q(name)}' for name in counters)}"
+        f" FROM ({trailing_sql}) t{candidates}"
+        f") parts GROUP BY account_id, deleted_label"
+        + (f" HAVING SUM({q('sent')}) > 0" if limit is not None else "")
+        + f" ORDER BY {q('sent')} DESC, account_id, deleted_label"
+        + (f" LIMIT {int(limit)}" if limit is not None else "")
+    )  # nosec B608: built from our models' compiled queries and names; every value is a parameter
+    # The whole agency (a CSV) is read through a server-side cursor on PostgreSQL, a chunk at a time.
+    with connection.cursor() if limit is not None else connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        columns = [column[0] for column in cursor.description]
+        while chunk := cursor.fetchmany(2000):
+            for values in chunk:
+                row = dict(zip(columns, values, strict=True))
+                yield {
+                    "account_id": row["account_id"],
+                    "deleted_label": row["deleted_label"],
+                    **{
+                        figure: sum(row[name] or 0 for name in names)
+                        for figure, names in COUNTER_FIGURES.items()
+                    },
+                }
 
 
 def daily_csv(master: Account, span: DateRange) -> Iterator[str]:
@@ -222,7 +359,13 @@ def subaccounts_csv(master: Account, span: DateRange) -> Iterator[str]:
     """Every subaccount billed to the agency that counted anything in the range, with its figures, as CSV
     lines read in chunks (a range of 100,000 subaccounts is never held in memory at once)."""
     header = ["first_day", "last_day", "subaccount_id", "name", *FIGURES]
-    chunks = batched(_by_subaccount(master, span).iterator(chunk_size=2000), 2000)
+    through = _trailing_through(span)
+    found = (
+        _by_subaccount(master, span).iterator(chunk_size=2000)
+        if through is None
+        else _by_subaccount_from_trailing(master, span, through, limit=None)
+    )
+    chunks = batched(found, 2000)
     rows = (
         [
             span.first.isoformat(),

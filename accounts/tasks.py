@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import transaction
 
-from . import alerts, bulk_jobs
+from . import alerts, bulk_jobs, rollup
 from .models import BulkJob
 
 
@@ -11,6 +11,12 @@ from .models import BulkJob
 def scan_limit_alerts() -> int:
     """The periodic catch-up for near-limit alerts the send path could not see (a lowered quota)."""
     return alerts.scan_limit_alerts()
+
+
+@shared_task
+def roll_up_usage() -> int:
+    """Roll up the closed UTC days not rolled up yet (idempotent: a second run finds nothing to do)."""
+    return rollup.roll_up_closed_days()
 
 
 @shared_task

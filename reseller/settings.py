@@ -283,6 +283,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 # Publishing never blocks a request for long: an accepted message stays queued in the database and the
 # sweep enqueues it again if the broker was down.
 CELERY_TASK_PUBLISH_RETRY = False
+# Usage's billing index carries the account (INCLUDE) on PostgreSQL, so the pages that sort or scan a
+# month's usage read the index alone; the embedded SQLite set-up simply has the index without it.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
 CELERY_BEAT_SCHEDULE = {
     "sweep-queued-mail": {"task": "mailing.tasks.sweep_queued", "schedule": 60.0},
     "release-scheduled-mail": {"task": "mailing.tasks.release_scheduled", "schedule": 60.0},
@@ -298,6 +302,8 @@ CELERY_BEAT_SCHEDULE = {
     # Exports: re-enqueue what a lost broker message left waiting, fail what a dead worker left running,
     # and delete files past their retention.
     "sweep-exports": {"task": "mailing.tasks.sweep_exports", "schedule": crontab(minute="*/5")},
+    # Yesterday's hourly Usage into day rows for the overview; hourly, so a missed run costs an hour at most.
+    "roll-up-usage": {"task": "accounts.tasks.roll_up_usage", "schedule": crontab(minute=7)},
     # Webhooks: what the after-commit enqueue missed (a lost broker message, a retry that is due).
     "sweep-webhooks": {"task": "mailing.webhooks.tasks.sweep_webhooks", "schedule": 30.0},
     "purge-webhook-attempts": {
