@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.db.models import (
+    BigIntegerField,
     BooleanField,
     Count,
     ExpressionWrapper,
@@ -20,7 +21,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from . import reports, reputation
@@ -161,7 +162,12 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
     # The ten nearest found on (account, sent) alone, which the billing index carries, then their rows:
     # the wide Usage and Account rows are read for ten subaccounts, not for all of them.
     nearest = (
-        subaccount_usage.filter(sent__gte=F("account__monthly_limit") * lowest / 100.0)
+        # whole numbers (sent * 100 >= limit * threshold): the same test without 100,000 numeric divisions
+        subaccount_usage.alias(
+            used=Cast("sent", BigIntegerField()) * 100,
+            at_threshold=Cast("account__monthly_limit", BigIntegerField()) * lowest,
+        )
+        .filter(used__gte=F("at_threshold"))
         .order_by("-percent", "account_id")
         .values("account_id")[:10]
     )
