@@ -51,6 +51,15 @@ def add_hourly_usage(master) -> int:
         return cursor.rowcount
 
 
+def _vacuum() -> None:
+    """VACUUM ANALYZE, as autovacuum would have done on a live database long before anyone looked: rows
+    written a moment ago are not yet marked all-visible, so index-only scans would still read the table."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+
 def _roll_up() -> tuple[int, float] | None:
     """Run the daily rollup as beat would (None where this version of the code has none)."""
     try:
@@ -59,7 +68,7 @@ def _roll_up() -> tuple[int, float] | None:
         return None
     with common.Timer() as t:
         days = rollup.roll_up_closed_days()
-    common.analyze()
+    _vacuum()
     return days, t.seconds
 
 
@@ -158,7 +167,7 @@ def main() -> None:
             list_page.grow(master, 0, SUBACCOUNTS, random.Random(7))
             hourly = add_hourly_usage(master)
             list_page.add_messages(master, MESSAGES)
-            common.analyze()
+            _vacuum()
         common.progress(f"pages: built in {t.seconds:.0f} s ({hourly:,} hourly Usage rows)")
     client = Client()
     client.force_login(owner)
