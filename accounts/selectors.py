@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+from django.core.paginator import Page, Paginator
 from django.db.models import (
     BigIntegerField,
     BooleanField,
@@ -88,13 +89,7 @@ def subaccounts_for_master(
 ) -> QuerySet[Account]:
     """The master's subaccounts for its list page: searched by name, id or contact email, filtered by
     status, sorted, with usage and invite state annotated, so a page costs the same queries at any size."""
-    subaccounts = Account.objects.subaccounts_of(master)
-    if query:
-        subaccounts = subaccounts.filter(
-            Q(name__icontains=query) | Q(public_id__icontains=query) | Q(contact_email__icontains=query)
-        )
-    if status in Account.Status.values:
-        subaccounts = subaccounts.filter(status=status)
+    subaccounts = _matching(master, query=query, status=status)
     # Django marks an unusable password with a leading "!": an owner with a real one has accepted.
     owner_has_password = Membership.objects.filter(
         account=OuterRef("pk"), role=Membership.Role.OWNER
@@ -121,6 +116,42 @@ def subaccounts_for_master(
         invite_pending=ExpressionWrapper(Q(pending_invite_id__isnull=False), output_field=BooleanField()),
     )
     return subaccounts.order_by(SUBACCOUNT_SORTS.get(sort, "name"), "pk")
+
+
+def _matching(master: Account, *, query: str, status: str) -> QuerySet[Account]:
+    subaccounts = Account.objects.subaccounts_of(master)
+    if query:
+        subaccounts = subaccounts.filter(
+            Q(name__icontains=query) | Q(public_id__icontains=query) | Q(contact_email__icontains=query)
+        )
+    if status in Account.Status.values:
+        subaccounts = subaccounts.filter(status=status)
+    return subaccounts
+
+
+def subaccounts_page(
+    master: Account,
+    *,
+    query: str = "",
+    status: str = "",
+    sort: str = "name",
+    number: str | int | None = 1,
+    per_page: int = 25,
+    now: datetime | None = None,
+) -> Page:
+    """One page of `subaccounts_for_master`, its rows in order: the page's ids are found on a narrow
+    query (the id and the sort key), then only those rows are read whole and annotated. Sorting 100,000
+    full rows with their usage to show 25 of them was most of the list's time when sorted by usage."""
+    ordered = _matching(master, query=query, status=status)
+    if sort.lstrip("-") == "usage":
+        ordered = with_usage(ordered, now=now, billed_to=master)
+    ids = ordered.order_by(SUBACCOUNT_SORTS.get(sort, "name"), "pk").values_list("pk", flat=True)
+    page = Paginator(ids, per_page).get_page(number)
+    rows = subaccounts_for_master(master, query=query, status=status, sort=sort, now=now).in_bulk(
+        list(page.object_list)
+    )
+    page.object_list = [rows[pk] for pk in page.object_list if pk in rows]
+    return page
 
 
 def subaccount_of(master: Account, pk: int) -> Account:

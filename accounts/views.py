@@ -84,8 +84,14 @@ def _list_context(request) -> dict:
     query, query_error = clean_search(request.GET.get("q"), max_length=255)
     status = request.GET.get("status", "")
     sort = request.GET.get("sort", "name")
-    subaccounts = selectors.subaccounts_for_master(request.account, query=query, status=status, sort=sort)
-    page = Paginator(subaccounts, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = selectors.subaccounts_page(
+        request.account,
+        query=query,
+        status=status,
+        sort=sort,
+        number=request.GET.get("page"),
+        per_page=PAGE_SIZE,
+    )
     reputation.attach_health(page.object_list)
     return {
         "page": page,

@@ -93,3 +93,34 @@ def test_the_recipient_search_can_use_the_trigram_index():
         cursor.execute("SET LOCAL enable_seqscan = off")  # a table this small is read whole otherwise
         cursor.execute("SET LOCAL enable_indexscan = off")
     assert "message_to_email_trgm" in Message.objects.filter(to_email__icontains="meone@exa").explain()
+
+
+@pytest.mark.parametrize("sort", ["-usage", "usage", "name", "-created", "status", "-monthly_limit", "bogus"])
+def test_a_page_of_the_list_is_the_same_rows_in_the_same_order_as_the_whole_list_sliced(sort):
+    # given
+    master = MasterFactory()
+    subs = [
+        SubaccountFactory(parent=master, name=f"Shop {n % 3}", monthly_limit=100 * (n % 4 + 1))
+        for n in range(7)
+    ]
+    for n, sub in enumerate(subs[:5]):
+        _month(sub, (n * 37) % 5)  # ties on purpose: the id breaks them
+    _month(SubaccountFactory(name="Other agency's"), 10_000)
+    whole = list(selectors.subaccounts_for_master(master, sort=sort))
+    # when
+    pages = [selectors.subaccounts_page(master, sort=sort, number=n, per_page=3) for n in (1, 2, 3)]
+    # then
+    assert [sub.pk for page in pages for sub in page.object_list] == [sub.pk for sub in whole]
+    assert [sub.sent_this_month for sub in pages[0].object_list] == [sub.sent_this_month for sub in whole[:3]]
+    assert pages[0].paginator.count == 7 and pages[2].has_next() is False
+
+
+def test_a_page_of_the_list_costs_the_same_queries_for_few_and_many(django_assert_num_queries):
+    master = MasterFactory()
+    SubaccountFactory(parent=master)
+    with django_assert_num_queries(3):  # count, the page's ids, its rows
+        selectors.subaccounts_page(master, sort="-usage")
+    for _ in range(30):
+        _month(SubaccountFactory(parent=master), 3)
+    with django_assert_num_queries(3):
+        selectors.subaccounts_page(master, sort="-usage", number=2)
