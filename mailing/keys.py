@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
+import threading
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,16 +29,74 @@ class InvalidKey(DomainError):
     """No live key has this secret, or its account may no longer use the API."""
 
 
+class _KeyCache:
+    """The keys this process found lately, by the secret's hash, each kept for
+    settings.API_KEY_CACHE_SECONDS: a program's every call would otherwise pay one query (and the ORM's
+    compiling of it) to learn what it learnt a moment ago. The price is staleness, bounded by the TTL:
+    a key revoked in another process, or its account closed, keeps working here for at most that many
+    seconds (a revocation made in this process drops the entry at once). Only live keys are kept:
+    a wrong secret always costs its query, and is throttled per address by the endpoint. Each hit is
+    a deep copy, so no request sees another's changes to the key or its account."""
+
+    MAX_ENTRIES = 10_000  # far more keys than one process serves in a TTL; past it, start afresh
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] <= _clock():
+            return None
+        return copy.deepcopy(entry[1])
+
+    def put(self, key_hash: str, api_key: ApiKey) -> None:
+        ttl = settings.API_KEY_CACHE_SECONDS
+        if ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key_hash] = (_clock() + ttl, copy.deepcopy(api_key))
+
+    def note_used(self, key_hash: str, moment) -> None:
+        """Keep the cached copy's last_used_at in step with the row, without lengthening its life."""
+        with self._lock:
+            entry = self._entries.get(key_hash)
+            if entry is not None:
+                entry[1].last_used_at = moment
+
+    def forget(self, key_hash: str) -> None:
+        with self._lock:
+            self._entries.pop(key_hash, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_clock = time.monotonic  # a seam for tests of the TTL
+key_cache = _KeyCache()
+
+
 def lookup_api_key(secret: object) -> ApiKey | None:
     """The live (not revoked) key with this secret, with its account, by the secret's hash: one
-    indexed query. None for anything that is not such a secret."""
+    indexed query, or none when this process found the key less than API_KEY_CACHE_SECONDS ago (so a
+    revocation or a closed account takes effect within that many seconds). None for anything that is
+    not such a secret."""
     if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_LENGTH:
         return None
-    return (
-        ApiKey.objects.select_related("account", "account__parent")
-        .filter(key_hash=hash_secret(secret), revoked_at__isnull=True)
-        .first()
-    )
+    key_hash = hash_secret(secret)
+    api_key = key_cache.get(key_hash)
+    if api_key is None:
+        api_key = (
+            ApiKey.objects.select_related("account", "account__parent")
+            .filter(key_hash=key_hash, revoked_at__isnull=True)
+            .first()
+        )
+        if api_key is not None:
+            key_cache.put(key_hash, api_key)
+    return api_key
 
 
 def authenticate_key(secret: object) -> ApiKey:
@@ -53,6 +115,7 @@ def note_key_used(api_key: ApiKey) -> None:
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        key_cache.note_used(api_key.key_hash, now)
 
 
 @transaction.atomic(durable=True)
@@ -85,14 +148,17 @@ def create_api_key(
 
 @transaction.atomic(durable=True)
 def revoke_api_key(*, actor: User, account: Account, key_id: int, real_actor: User | None = None) -> ApiKey:
-    """Stop a key from working, at once. Raises ApiKey.DoesNotExist (not this account's), PermissionDenied,
-    InvalidTransition (already revoked)."""
+    """Stop a key from working: at once in this process, within API_KEY_CACHE_SECONDS (5 s) in the
+    others, which may hold it in their key cache. Raises ApiKey.DoesNotExist (not this account's),
+    PermissionDenied, InvalidTransition (already revoked)."""
     api_key = ApiKey.objects.for_account(account).select_for_update().get(pk=key_id)
     require_role(actor, account, Membership.Role.ADMIN)
     if api_key.revoked_at is not None:
         raise InvalidTransition(f"The key “{api_key.label}” is already revoked.")
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
+    # This process stops at once; the others when their cached copy expires (API_KEY_CACHE_SECONDS).
+    transaction.on_commit(lambda: key_cache.forget(api_key.key_hash))
     record(
         actor=actor, real_actor=real_actor, account=account, action="api_key.revoked",
         after={"label": api_key.label, "prefix": api_key.prefix},

@@ -54,9 +54,15 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _celery_eager_and_fresh_cache(request):
-    """Tasks run in-process unless a test starts a real worker; rate-limit counters never leak between tests."""
+    """Tasks run in-process unless a test starts a real worker; rate-limit counters (shared and this
+    process's own tallies) and the process's cached API keys never leak between tests."""
     from django.core.cache import cache
 
+    from accounts import ratelimit
+    from mailing.keys import key_cache
+
+    ratelimit.forget_all()
+    key_cache.clear()
     eager = "real_celery" not in request.keywords
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = eager
