@@ -259,22 +259,68 @@ def _store(
     key: str | None,
     now: datetime,
 ) -> list[RecipientResult]:
-    message, rendered = draft.message, draft.rendered
+    """Store the call's rows and count them, in one transaction. The quota is reserved last, just
+    before the commit: the reservation's UPDATEs lock the account's hourly and monthly Usage rows until
+    the commit, and every concurrent send of that account (and the alert scan) waits on those two rows,
+    so they are held for two statements rather than for the insert as well. Exactness does not depend
+    on the order: a call that does not fit raises QuotaExceeded and its insert rolls back with it (an
+    over-quota call now pays for an insert it throws away; a refused call is the rare one)."""
+    message = draft.message
     # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send.
     account = Account.objects.select_related("parent").get(pk=account.pk)
     require_open(account)
     claimed = idempotency.claim(account=account, key=key, message=message, now=now) if key else None
-    used = reserve_quota(account=account, n=len(recipients), now=now)
     held = account.status == Account.Status.PAUSED
     scheduled = message.send_at is not None and message.send_at > now
     status = Message.Status.SCHEDULED if scheduled else Message.Status.HELD if held else Message.Status.QUEUED
+    rows = Message.objects.bulk_create(_rows(account=account, draft=draft, recipients=recipients,
+                                             status=status, now=now))  # fmt: skip
+    answer = [
+        RecipientResult(
+            email=row.to_email,
+            status="scheduled" if scheduled else "queued",
+            queued_reason=PAUSED_REASON if status == Message.Status.HELD else None,
+            id=row.public_id,
+        )
+        for row in rows
+    ] + unsent
+    if claimed is not None:
+        idempotency.record_answer(claimed, answer)
+    used = reserve_quota(account=account, n=len(recipients), now=now)  # last: see the docstring
+    if status == Message.Status.QUEUED:
+        ids = [row.pk for row in rows]
+        transaction.on_commit(lambda: enqueue_delivery(ids))
+    if alerts.crossed_now(account, before=used - len(recipients), after=used):
+        transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
+    return answer
+
+
+def _rows(
+    *, account: Account, draft: Draft, recipients: list[Recipient], status: str, now: datetime
+) -> list[Message]:
+    """One Message per recipient. What is the same for every recipient (everything, unless the message
+    is merged per recipient) is worked out once per call: the subject line and the links to track."""
+    message, rendered = draft.message, draft.rendered
+    scheduled = status == Message.Status.SCHEDULED
     shown_to, shown_cc = _shown_recipients(message)
     track_opens = account.track_opens if message.track_opens is None else message.track_opens
     track_clicks = account.track_clicks if message.track_clicks is None else message.track_clicks
+    shared_subject = None if rendered else content.subject_line(message.subject)
+    shared_links = (
+        decorate.links_to_track(html_body=message.html, text_body=message.text)
+        if track_clicks and not rendered
+        else []
+    )
     rows = []
     for recipient, public_id in zip(recipients, draft.public_ids_for(recipients), strict=True):
         html = rendered[recipient.email].html if rendered else message.html
         text = rendered[recipient.email].text if rendered else message.text
+        if not track_clicks:
+            links = []
+        elif rendered:
+            links = decorate.links_to_track(html_body=html, text_body=text)
+        else:
+            links = list(shared_links)  # a list per row: nothing downstream shares one by accident
         rows.append(
             Message(
                 account=account,
@@ -284,7 +330,7 @@ def _store(
                 to_email=recipient.email,
                 to_name=recipient.name,
                 to_type=recipient.type,
-                subject=draft.subject_for(recipient),
+                subject=shared_subject if shared_subject is not None else draft.subject_for(recipient),
                 text=text,
                 html=html,
                 headers=message.headers,
@@ -304,24 +350,7 @@ def _store(
                 track_opens=track_opens,
                 track_clicks=track_clicks,
                 url_strip_qs=message.url_strip_qs,
-                tracked_links=decorate.links_to_track(html_body=html, text_body=text) if track_clicks else [],
+                tracked_links=links,
             )
         )
-    rows = Message.objects.bulk_create(rows)
-    if status == Message.Status.QUEUED:
-        ids = [row.pk for row in rows]
-        transaction.on_commit(lambda: enqueue_delivery(ids))
-    if alerts.crossed_now(account, before=used - len(recipients), after=used):
-        transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
-    answer = [
-        RecipientResult(
-            email=row.to_email,
-            status="scheduled" if scheduled else "queued",
-            queued_reason=PAUSED_REASON if status == Message.Status.HELD else None,
-            id=row.public_id,
-        )
-        for row in rows
-    ] + unsent
-    if claimed is not None:
-        idempotency.record_answer(claimed, answer)
-    return answer
+    return rows
