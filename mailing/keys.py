@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import secrets
-import threading
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,6 +15,7 @@ from accounts.models import Account, Membership, User
 from accounts.permissions import require_not_impersonating, require_role
 from accounts.tokens import hash_secret
 from accounts.validation import UNSTORABLE_HELP, is_storable
+from reseller.process_cache import TTLCache
 
 from .models import ApiKey
 
@@ -29,54 +27,13 @@ class InvalidKey(DomainError):
     """No live key has this secret, or its account may no longer use the API."""
 
 
-class _KeyCache:
-    """The keys this process found lately, by the secret's hash, each kept for
-    settings.API_KEY_CACHE_SECONDS: a program's every call would otherwise pay one query (and the ORM's
-    compiling of it) to learn what it learnt a moment ago. The price is staleness, bounded by the TTL:
-    a key revoked in another process, or its account closed, keeps working here for at most that many
-    seconds (a revocation made in this process drops the entry at once). Only live keys are kept:
-    a wrong secret always costs its query, and is throttled per address by the endpoint. Each hit is
-    a deep copy, so no request sees another's changes to the key or its account."""
-
-    MAX_ENTRIES = 10_000  # far more keys than one process serves in a TTL; past it, start afresh
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, ApiKey]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key_hash: str) -> ApiKey | None:
-        entry = self._entries.get(key_hash)
-        if entry is None or entry[0] <= _clock():
-            return None
-        return copy.deepcopy(entry[1])
-
-    def put(self, key_hash: str, api_key: ApiKey) -> None:
-        ttl = settings.API_KEY_CACHE_SECONDS
-        if ttl <= 0:
-            return
-        with self._lock:
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key_hash] = (_clock() + ttl, copy.deepcopy(api_key))
-
-    def note_used(self, key_hash: str, moment) -> None:
-        """Keep the cached copy's last_used_at in step with the row, without lengthening its life."""
-        with self._lock:
-            entry = self._entries.get(key_hash)
-            if entry is not None:
-                entry[1].last_used_at = moment
-
-    def forget(self, key_hash: str) -> None:
-        with self._lock:
-            self._entries.pop(key_hash, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-_clock = time.monotonic  # a seam for tests of the TTL
-key_cache = _KeyCache()
+# The keys this process found lately, by the secret's hash, each kept for API_KEY_CACHE_SECONDS: a
+# program's every call would otherwise pay one query (and the ORM's compiling of it) to learn what it
+# learnt a moment ago. The price is staleness, bounded by the TTL: a key revoked in another process, or
+# its account closed, keeps working here for at most that many seconds (a revocation made in this
+# process drops the entry at once). Only live keys are kept: a wrong secret always costs its query, and
+# the endpoint throttles wrong secrets per address.
+key_cache: TTLCache[ApiKey] = TTLCache(lambda: settings.API_KEY_CACHE_SECONDS)
 
 
 def lookup_api_key(secret: object) -> ApiKey | None:
@@ -115,7 +72,7 @@ def note_key_used(api_key: ApiKey) -> None:
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-        key_cache.note_used(api_key.key_hash, now)
+        key_cache.update(api_key.key_hash, lambda cached: setattr(cached, "last_used_at", now))
 
 
 @transaction.atomic(durable=True)

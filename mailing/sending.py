@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, Unkn
 from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
 from reseller import metrics
+from reseller.process_cache import TTLCache
 
 from . import content, idempotency
 from .checks import check_identity, check_storable, is_valid_address
@@ -56,10 +58,23 @@ def account_named(*, account: Account, subaccount_id: str | None) -> Account:
     return named
 
 
+# The subaccounts masters named lately, by (master, id), for API_KEY_CACHE_SECONDS: a program sending
+# as its customers names one on every call. Stale entries cannot send wrongly: the accept path reads the
+# sender's row again inside its transaction and refuses one deleted, renewed away or closed since.
+named_senders: TTLCache[Account] = TTLCache(lambda: settings.API_KEY_CACHE_SECONDS)
+
+
 def resolve_sender(*, account: Account, subaccount_id: str | None) -> Account:
     """Which account a send comes from, for the API, send-raw and SMTP alike: `account_named`, and it
-    must be open. Raises PermissionDenied, UnknownSubaccount or AccountClosed."""
-    sender = account_named(account=account, subaccount_id=subaccount_id)
+    must be open. Raises PermissionDenied, UnknownSubaccount or AccountClosed. A subaccount named by its
+    master may come from this process's cache (`named_senders`): `accept_messages` checks it again."""
+    if subaccount_id and subaccount_id != account.public_id and account.is_master:
+        sender = named_senders.get((account.pk, subaccount_id))
+        if sender is None:
+            sender = account_named(account=account, subaccount_id=subaccount_id)
+            named_senders.put((account.pk, subaccount_id), sender)
+    else:
+        sender = account_named(account=account, subaccount_id=subaccount_id)
     require_open(sender)
     return sender
 
@@ -266,8 +281,12 @@ def _store(
     on the order: a call that does not fit raises QuotaExceeded and its insert rolls back with it (an
     over-quota call now pays for an insert it throws away; a refused call is the rare one)."""
     message = draft.message
-    # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send.
-    account = Account.objects.select_related("parent").get(pk=account.pk)
+    # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send; and a sender
+    # resolved from the cache (resolve_sender) is still the one named: not deleted or renewed away since.
+    fresh = Account.objects.select_related("parent").filter(pk=account.pk).first()
+    if fresh is None or fresh.parent_id != account.parent_id:
+        raise UnknownSubaccount(account.public_id)
+    account = fresh
     require_open(account)
     claimed = idempotency.claim(account=account, key=key, message=message, now=now) if key else None
     held = account.status == Account.Status.PAUSED

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from accounts import ratelimit
 from accounts.models import Account
-from mailing import keys
 from mailing.keys import lookup_api_key, revoke_api_key
 from mailing.models import ApiKey
+from reseller import process_cache
 from tests.api.test_wire_format import assert_error, call
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(keys, "_clock", clock)
+    monkeypatch.setattr(process_cache, "clock", clock)
     monkeypatch.setattr(ratelimit, "_clock", clock)
     return clock
 

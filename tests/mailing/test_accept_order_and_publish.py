@@ -1,5 +1,6 @@
 """The accept path's order inside its transaction (the quota last, so the hot Usage rows are locked
-shortest) and its one broker publish per call, split into batches by the worker."""
+shortest), its one broker publish per call (split into batches by the worker), and the sender a master
+names, cached per process and checked again inside the transaction."""
 
 from unittest import mock
 
@@ -7,11 +8,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import Usage
+from accounts.errors import AccountClosed, PermissionDenied, UnknownSubaccount
+from accounts.models import Account, Usage
 from mailing import tasks
 from mailing.delivery import DeliveryReport
 from mailing.models import Message
-from mailing.sending import OutgoingMessage, Recipient, accept_messages
+from mailing.sending import OutgoingMessage, Recipient, accept_messages, resolve_sender
 from tests.factories import SubaccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -90,3 +92,47 @@ def test_an_empty_call_publishes_nothing():
     with mock.patch.object(tasks.deliver_messages, "apply_async") as publish:
         tasks.enqueue_delivery([])
     publish.assert_not_called()
+
+
+# --- a master naming its subaccount: resolved from the process's cache, checked again at accept ----------
+
+
+@pytest.fixture
+def cached_sender(settings):
+    """A subaccount its master has just sent as, so this process has it in `named_senders`."""
+    settings.API_KEY_CACHE_SECONDS = 5
+    sub = SubaccountFactory(public_id="shop")
+    assert resolve_sender(account=sub.parent, subaccount_id="shop") == sub
+    return sub
+
+
+def test_a_cached_sender_is_not_looked_up_again(cached_sender):
+    with CaptureQueriesContext(connection) as queries:
+        assert resolve_sender(account=cached_sender.parent, subaccount_id="shop") == cached_sender
+    assert len(queries) == 0
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        (lambda sub: Account.objects.filter(pk=sub.pk).update(parent=None, kind=Account.Kind.STANDALONE),
+         UnknownSubaccount),  # renewed away
+        (lambda sub: Account.objects.filter(pk=sub.pk).delete(), UnknownSubaccount),
+        (lambda sub: Account.objects.filter(pk=sub.pk).update(status=Account.Status.CLOSED), AccountClosed),
+    ],
+)  # fmt: skip
+def test_a_sender_changed_since_it_was_cached_is_refused_at_accept(cached_sender, change, error):
+    # given: another process renews, deletes or closes the subaccount after this one cached it
+    change(cached_sender)
+    sender = resolve_sender(account=cached_sender.parent, subaccount_id="shop")  # stale, from the cache
+    # when / then
+    with mock.patch("mailing.sending.enqueue_delivery"), pytest.raises(error):
+        accept_messages(account=sender, message=_message(1))
+    assert not Message.objects.exclude(status=Message.Status.REJECTED).exists()
+    assert not Usage.objects.filter(sent__gt=0).exists()
+
+
+def test_a_subaccount_naming_another_is_refused_even_when_the_master_cached_it(cached_sender):
+    other = SubaccountFactory(parent=cached_sender.parent, public_id="other")
+    with pytest.raises(PermissionDenied):
+        resolve_sender(account=other, subaccount_id="shop")
