@@ -176,7 +176,7 @@ def main() -> None:
         server.wait(timeout=10)
         common.purge_redis()
     print("## HTTP API (`bench/api_http.py`)\n")
-    print(__doc__.split("\n", 1)[1].strip() + f" {SECONDS} s per case after {WARM_UP_SECONDS} s of warm-up; every "
+    print(__doc__.strip() + f" {SECONDS} s per case after {WARM_UP_SECONDS} s of warm-up; every "
           "accepted message is stored and its delivery enqueued on Redis before the answer.\n")  # fmt: skip
     print(common.table(["call", "recipients per call", "clients", "requests", "requests/s", "messages/s", "p50 (ms)",
                         "p99 (ms)", "failures", "raw SQL floor (tx/s)", "ratio"], rows))  # fmt: skip

@@ -283,9 +283,16 @@ def _store(
     message = draft.message
     # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send; and a sender
     # resolved from the cache (resolve_sender) is still the one named: not deleted or renewed away since.
-    fresh = Account.objects.select_related("parent").filter(pk=account.pk).first()
-    if fresh is None or fresh.parent_id != account.parent_id:
+    # Its master comes from the caller's copy (only the alert thresholds are read from it, and the alert
+    # check reads its own): joining it here cost more in the ORM than the query itself.
+    try:
+        fresh = Account.objects.get(pk=account.pk)
+    except Account.DoesNotExist:
+        raise UnknownSubaccount(account.public_id) from None
+    if fresh.parent_id != account.parent_id:
         raise UnknownSubaccount(account.public_id)
+    if fresh.parent_id and Account.parent.is_cached(account):
+        fresh.parent = account.parent
     account = fresh
     require_open(account)
     claimed = idempotency.claim(account=account, key=key, message=message, now=now) if key else None

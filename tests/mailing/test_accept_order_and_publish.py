@@ -2,17 +2,20 @@
 shortest), its one broker publish per call (split into batches by the worker), and the sender a master
 names, cached per process and checked again inside the transaction."""
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.errors import AccountClosed, PermissionDenied, UnknownSubaccount
 from accounts.models import Account, Usage
 from mailing import tasks
+from mailing.deliverability import suppression
 from mailing.delivery import DeliveryReport
-from mailing.models import Message
+from mailing.models import AllowlistEntry, Message, Suppression
 from mailing.sending import OutgoingMessage, Recipient, accept_messages, resolve_sender
 from tests.factories import SubaccountFactory
 
@@ -136,3 +139,31 @@ def test_a_subaccount_naming_another_is_refused_even_when_the_master_cached_it(c
     other = SubaccountFactory(parent=cached_sender.parent, public_id="other")
     with pytest.raises(PermissionDenied):
         resolve_sender(account=other, subaccount_id="shop")
+
+
+# --- the suppression check every accept makes, written as SQL -------------------------------------------
+
+
+def test_suppressed_among_reads_reasons_expiry_allowlist_and_tenant():
+    # given
+    sub, other = SubaccountFactory(), SubaccountFactory()
+    now = timezone.now()
+    Suppression.objects.bulk_create([
+        Suppression(account=sub, email="gone@example.test", reason="hard-bounce"),
+        Suppression(account=sub, email="soon@example.test", reason="soft-bounce", expires_at=now + timedelta(days=1)),
+        Suppression(account=sub, email="past@example.test", reason="soft-bounce", expires_at=now - timedelta(days=1)),
+        Suppression(account=sub, email="kept@example.test", reason="unsub"),  # allowlisted below
+        Suppression(account=other, email="theirs@example.test", reason="spam"),
+    ])  # fmt: skip
+    AllowlistEntry.objects.create(account=sub, email="kept@example.test")
+    AllowlistEntry.objects.create(account=other, email="gone@example.test")  # another tenant's allowlist
+    # when
+    found = suppression.suppressed_among(
+        sub,
+        ["Gone@Example.test", "soon@example.test", "past@example.test", "kept@example.test",
+         "theirs@example.test", "new@example.test"],
+        now=now,
+    )  # fmt: skip
+    # then
+    assert found == {"gone@example.test": "hard-bounce", "soon@example.test": "soft-bounce"}
+    assert suppression.suppressed_among(sub, [], now=now) == {}
