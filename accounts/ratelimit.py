@@ -1,6 +1,8 @@
 """A fixed-window counter in the shared cache (Redis in production), for limits that belong to the
 domain rather than to allauth's login forms: reset emails per subaccount, API calls per key, SMTP AUTH
 failures per IP. One cache round trip per hit; correct across processes because the cache is shared.
+For limits checked on every API call, `hit_batched` and `exceeded_recently` keep a per-process tally
+and memo and reach the cache at most once per interval, at the price of a stated overshoot.
 
 The limits fail open: when the cache cannot be reached, every check answers "not limited", so a cache
 outage never stops mail from being accepted (the database is the only thing an accept needs). The
