@@ -1,9 +1,11 @@
 """`messages/send` and `messages/send-template` over HTTP: gunicorn (2 gthread workers of 4 threads, the
 machine has 2 cores) with PostgreSQL (psycopg's pool, as in production) and Redis, loaded from an
 asyncio client on loopback with keep-alive connections. send-template uses a published template with an
-mc:edit region, merged per recipient with the recipient's own merge vars. The floor is bench/accept.py's
-raw SQL (the reservation and the insert, one transaction a call) for the same subaccount, the same
-recipients per call and as many threads as clients, measured in this run just before the HTTP load."""
+mc:edit region, merged per recipient with the recipient's own merge vars. The sending-domain rule is on,
+as in production (the From is on the agency's verified domain, shared with its subaccounts). The floor
+is bench/accept.py's raw SQL (the reservation and the insert, one transaction a call) for the same
+subaccount, the same recipients per call and as many threads as clients, measured in this run just
+before the HTTP load."""
 
 from __future__ import annotations
 
@@ -123,9 +125,12 @@ def _aims(results: dict, floors: dict) -> list[list]:
 
 
 def main() -> None:
+    from django.utils import timezone
+
     from accounts.models import Account
     from mailing import templates
     from mailing.keys import create_api_key
+    from mailing.models import SenderDomain
 
     common.progress("api_http: resetting the database")
     common.reset_database()
@@ -141,10 +146,13 @@ def main() -> None:
     templates.share_template(
         actor=owner, master=master, name="receipt", subaccount_ids=[], all_subaccounts=True
     )
+    # The sending-domain rule on, as in production: the agency's verified domain, shared with everyone.
+    SenderDomain.objects.create(account=master, domain="shop.example", token="bench", verified_at=timezone.now(),
+                                share_with_all_subaccounts=True)  # fmt: skip
     common.analyze()
     floors = _floors(shop)
     port = free_port()
-    env = {**os.environ, "DEBUG": "false", "REQUIRE_VERIFIED_SENDING_DOMAIN": "false", "LOG_LEVEL": "WARNING",
+    env = {**os.environ, "DEBUG": "false", "REQUIRE_VERIFIED_SENDING_DOMAIN": "true", "LOG_LEVEL": "WARNING",
            "API_CALLS_PER_MINUTE": "100000000", "DATABASE_POOL": "true"}  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "reseller.wsgi", "-w", "2", "-k", "gthread", "--threads", "4", "-b", f"127.0.0.1:{port}", "--keep-alive", "30",
