@@ -96,7 +96,7 @@ def _floors(sub) -> dict[tuple[int, int], float]:
     floors = {}
     for call, recipients, clients in CASES:
         if call == "send" and (recipients, clients) not in floors:
-            calls = max(5, (300 if recipients == 1 else 10) // clients)
+            calls = max(10, (300 if recipients == 1 else 80) // clients)  # a few seconds each
             floors[(recipients, clients)] = raw_rate([sub], recipients, clients, calls, False) / recipients
             common.progress(
                 f"api_http: floor {recipients} rcpt x {clients}: {floors[(recipients, clients)]:,.0f} tx/s"
