@@ -18,6 +18,7 @@ from accounts.audit import record
 from accounts.errors import ValidationError
 from accounts.models import Account, Membership, User
 from accounts.permissions import require_role
+from reseller.process_cache import TTLCache
 
 from .deliverability import signing
 from .models import SenderDomain
@@ -38,13 +39,31 @@ def domain_of(address: str) -> str:
     return address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
 
 
+# Domains an account was found allowed to send from lately, by (account, domain), for
+# API_KEY_CACHE_SECONDS: every accept asks, and the answer rarely changes. Only "yes" is kept, so a domain
+# just verified or shared is usable at once; one removed, unshared or failing verification stops within
+# the TTL.
+_allowed: TTLCache[bool] = TTLCache(lambda: settings.API_KEY_CACHE_SECONDS)
+
+
 def may_send_from(account: Account, address: str) -> bool:
-    """Whether `account` may send mail whose From is `address` (or any subdomain of a verified domain)."""
+    """Whether `account` may send mail whose From is `address` (or any subdomain of a verified domain).
+    A "yes" is remembered by this process for API_KEY_CACHE_SECONDS (`_allowed`)."""
     if not settings.REQUIRE_VERIFIED_SENDING_DOMAIN:
         return True
     domain = domain_of(address)
+    if _allowed.get((account.pk, domain)):
+        return True
     verified = SenderDomain.objects.usable_by(account).values_list("domain", flat=True)
-    return any(domain == d or domain.endswith("." + d) for d in verified)
+    allowed = any(domain == d or domain.endswith("." + d) for d in verified)
+    if allowed:
+        _allowed.put((account.pk, domain), True)
+    return allowed
+
+
+def forget_allowed_domains() -> None:
+    """Drop this process's remembered answers (tests; a process that must see a change at once)."""
+    _allowed.clear()
 
 
 @transaction.atomic(durable=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,6 +15,7 @@ from accounts.models import Account, Membership, User
 from accounts.permissions import require_not_impersonating, require_role
 from accounts.tokens import hash_secret
 from accounts.validation import UNSTORABLE_HELP, is_storable
+from reseller.process_cache import TTLCache
 
 from .models import ApiKey
 
@@ -25,16 +27,33 @@ class InvalidKey(DomainError):
     """No live key has this secret, or its account may no longer use the API."""
 
 
+# The keys this process found lately, by the secret's hash, each kept for API_KEY_CACHE_SECONDS: a
+# program's every call would otherwise pay one query (and the ORM's compiling of it) to learn what it
+# learnt a moment ago. The price is staleness, bounded by the TTL: a key revoked in another process, or
+# its account closed, keeps working here for at most that many seconds (a revocation made in this
+# process drops the entry at once). Only live keys are kept: a wrong secret always costs its query, and
+# the endpoint throttles wrong secrets per address.
+key_cache: TTLCache[ApiKey] = TTLCache(lambda: settings.API_KEY_CACHE_SECONDS)
+
+
 def lookup_api_key(secret: object) -> ApiKey | None:
     """The live (not revoked) key with this secret, with its account, by the secret's hash: one
-    indexed query. None for anything that is not such a secret."""
+    indexed query, or none when this process found the key less than API_KEY_CACHE_SECONDS ago (so a
+    revocation or a closed account takes effect within that many seconds). None for anything that is
+    not such a secret."""
     if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_LENGTH:
         return None
-    return (
-        ApiKey.objects.select_related("account", "account__parent")
-        .filter(key_hash=hash_secret(secret), revoked_at__isnull=True)
-        .first()
-    )
+    key_hash = hash_secret(secret)
+    api_key = key_cache.get(key_hash)
+    if api_key is None:
+        api_key = (
+            ApiKey.objects.select_related("account", "account__parent")
+            .filter(key_hash=key_hash, revoked_at__isnull=True)
+            .first()
+        )
+        if api_key is not None:
+            key_cache.put(key_hash, api_key)
+    return api_key
 
 
 def authenticate_key(secret: object) -> ApiKey:
@@ -53,6 +72,7 @@ def note_key_used(api_key: ApiKey) -> None:
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        key_cache.update(api_key.key_hash, lambda cached: setattr(cached, "last_used_at", now))
 
 
 @transaction.atomic(durable=True)
@@ -85,14 +105,17 @@ def create_api_key(
 
 @transaction.atomic(durable=True)
 def revoke_api_key(*, actor: User, account: Account, key_id: int, real_actor: User | None = None) -> ApiKey:
-    """Stop a key from working, at once. Raises ApiKey.DoesNotExist (not this account's), PermissionDenied,
-    InvalidTransition (already revoked)."""
+    """Stop a key from working: at once in this process, within API_KEY_CACHE_SECONDS (5 s) in the
+    others, which may hold it in their key cache. Raises ApiKey.DoesNotExist (not this account's),
+    PermissionDenied, InvalidTransition (already revoked)."""
     api_key = ApiKey.objects.for_account(account).select_for_update().get(pk=key_id)
     require_role(actor, account, Membership.Role.ADMIN)
     if api_key.revoked_at is not None:
         raise InvalidTransition(f"The key “{api_key.label}” is already revoked.")
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
+    # This process stops at once; the others when their cached copy expires (API_KEY_CACHE_SECONDS).
+    transaction.on_commit(lambda: key_cache.forget(api_key.key_hash))
     record(
         actor=actor, real_actor=real_actor, account=account, action="api_key.revoked",
         after={"label": api_key.label, "prefix": api_key.prefix},

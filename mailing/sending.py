@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from accounts.errors import AccountClosed, PermissionDenied, QuotaExceeded, Unkn
 from accounts.models import Account
 from accounts.quota import count_outcome, reserve_quota
 from reseller import metrics
+from reseller.process_cache import TTLCache
 
 from . import content, idempotency
 from .checks import check_identity, check_storable, is_valid_address
@@ -56,10 +58,23 @@ def account_named(*, account: Account, subaccount_id: str | None) -> Account:
     return named
 
 
+# The subaccounts masters named lately, by (master, id), for API_KEY_CACHE_SECONDS: a program sending
+# as its customers names one on every call. Stale entries cannot send wrongly: the accept path reads the
+# sender's row again inside its transaction and refuses one deleted, renewed away or closed since.
+named_senders: TTLCache[Account] = TTLCache(lambda: settings.API_KEY_CACHE_SECONDS)
+
+
 def resolve_sender(*, account: Account, subaccount_id: str | None) -> Account:
     """Which account a send comes from, for the API, send-raw and SMTP alike: `account_named`, and it
-    must be open. Raises PermissionDenied, UnknownSubaccount or AccountClosed."""
-    sender = account_named(account=account, subaccount_id=subaccount_id)
+    must be open. Raises PermissionDenied, UnknownSubaccount or AccountClosed. A subaccount named by its
+    master may come from this process's cache (`named_senders`): `accept_messages` checks it again."""
+    if subaccount_id and subaccount_id != account.public_id and account.is_master:
+        sender = named_senders.get((account.pk, subaccount_id))
+        if sender is None:
+            sender = account_named(account=account, subaccount_id=subaccount_id)
+            named_senders.put((account.pk, subaccount_id), sender)
+    else:
+        sender = account_named(account=account, subaccount_id=subaccount_id)
     require_open(sender)
     return sender
 
@@ -116,8 +131,10 @@ def _accept(
         previous = idempotency.previous_answer(account=account, key=key, message=message, now=now)
         if previous is not None:
             return previous
-    valid = [r for r in message.recipients if is_valid_address(r.email)]
-    unsent = [RecipientResult(email=r.email, status="invalid") for r in message.recipients if r not in valid]
+    # Each address checked once; `r not in valid` compared every recipient with every other (quadratic).
+    checked = [(r, is_valid_address(r.email)) for r in message.recipients]
+    valid = [r for r, ok in checked if ok]
+    unsent = [RecipientResult(email=r.email, status="invalid") for r, ok in checked if not ok]
     if not valid:
         return unsent
     # Each recipient's message id is known before the merge, so its unsubscribe link can name it.
@@ -259,22 +276,79 @@ def _store(
     key: str | None,
     now: datetime,
 ) -> list[RecipientResult]:
-    message, rendered = draft.message, draft.rendered
-    # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send.
-    account = Account.objects.select_related("parent").get(pk=account.pk)
+    """Store the call's rows and count them, in one transaction. The quota is reserved last, just
+    before the commit: the reservation's UPDATEs lock the account's hourly and monthly Usage rows until
+    the commit, and every concurrent send of that account (and the alert scan) waits on those two rows,
+    so they are held for two statements rather than for the insert as well. Exactness does not depend
+    on the order: a call that does not fit raises QuotaExceeded and its insert rolls back with it (an
+    over-quota call now pays for an insert it throws away; a refused call is the rare one)."""
+    message = draft.message
+    # A fresh row: a limit lowered a moment ago, or a pause, applies to this very send; and a sender
+    # resolved from the cache (resolve_sender) is still the one named: not deleted or renewed away since.
+    # Its master comes from the caller's copy (only the alert thresholds are read from it, and the alert
+    # check reads its own): joining it here cost more in the ORM than the query itself.
+    try:
+        fresh = Account.objects.get(pk=account.pk)
+    except Account.DoesNotExist:
+        raise UnknownSubaccount(account.public_id) from None
+    if fresh.parent_id != account.parent_id:
+        raise UnknownSubaccount(account.public_id)
+    if fresh.parent_id and Account.parent.is_cached(account):
+        fresh.parent = account.parent
+    account = fresh
     require_open(account)
     claimed = idempotency.claim(account=account, key=key, message=message, now=now) if key else None
-    used = reserve_quota(account=account, n=len(recipients), now=now)
     held = account.status == Account.Status.PAUSED
     scheduled = message.send_at is not None and message.send_at > now
     status = Message.Status.SCHEDULED if scheduled else Message.Status.HELD if held else Message.Status.QUEUED
+    rows = Message.objects.bulk_create(_rows(account=account, draft=draft, recipients=recipients,
+                                             status=status, now=now))  # fmt: skip
+    answer = [
+        RecipientResult(
+            email=row.to_email,
+            status="scheduled" if scheduled else "queued",
+            queued_reason=PAUSED_REASON if status == Message.Status.HELD else None,
+            id=row.public_id,
+        )
+        for row in rows
+    ] + unsent
+    if claimed is not None:
+        idempotency.record_answer(claimed, answer)
+    used = reserve_quota(account=account, n=len(recipients), now=now)  # last: see the docstring
+    if status == Message.Status.QUEUED:
+        ids = [row.pk for row in rows]
+        transaction.on_commit(lambda: enqueue_delivery(ids))
+    if alerts.crossed_now(account, before=used - len(recipients), after=used):
+        transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
+    return answer
+
+
+def _rows(
+    *, account: Account, draft: Draft, recipients: list[Recipient], status: str, now: datetime
+) -> list[Message]:
+    """One Message per recipient. What is the same for every recipient (everything, unless the message
+    is merged per recipient) is worked out once per call: the subject line and the links to track."""
+    message, rendered = draft.message, draft.rendered
+    scheduled = status == Message.Status.SCHEDULED
     shown_to, shown_cc = _shown_recipients(message)
     track_opens = account.track_opens if message.track_opens is None else message.track_opens
     track_clicks = account.track_clicks if message.track_clicks is None else message.track_clicks
+    shared_subject = None if rendered else content.subject_line(message.subject)
+    shared_links = (
+        decorate.links_to_track(html_body=message.html, text_body=message.text)
+        if track_clicks and not rendered
+        else []
+    )
     rows = []
     for recipient, public_id in zip(recipients, draft.public_ids_for(recipients), strict=True):
         html = rendered[recipient.email].html if rendered else message.html
         text = rendered[recipient.email].text if rendered else message.text
+        if not track_clicks:
+            links = []
+        elif rendered:
+            links = decorate.links_to_track(html_body=html, text_body=text)
+        else:
+            links = list(shared_links)  # a list per row: nothing downstream shares one by accident
         rows.append(
             Message(
                 account=account,
@@ -284,7 +358,7 @@ def _store(
                 to_email=recipient.email,
                 to_name=recipient.name,
                 to_type=recipient.type,
-                subject=draft.subject_for(recipient),
+                subject=shared_subject if shared_subject is not None else draft.subject_for(recipient),
                 text=text,
                 html=html,
                 headers=message.headers,
@@ -304,24 +378,7 @@ def _store(
                 track_opens=track_opens,
                 track_clicks=track_clicks,
                 url_strip_qs=message.url_strip_qs,
-                tracked_links=decorate.links_to_track(html_body=html, text_body=text) if track_clicks else [],
+                tracked_links=links,
             )
         )
-    rows = Message.objects.bulk_create(rows)
-    if status == Message.Status.QUEUED:
-        ids = [row.pk for row in rows]
-        transaction.on_commit(lambda: enqueue_delivery(ids))
-    if alerts.crossed_now(account, before=used - len(recipients), after=used):
-        transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
-    answer = [
-        RecipientResult(
-            email=row.to_email,
-            status="scheduled" if scheduled else "queued",
-            queued_reason=PAUSED_REASON if status == Message.Status.HELD else None,
-            id=row.public_id,
-        )
-        for row in rows
-    ] + unsent
-    if claimed is not None:
-        idempotency.record_answer(claimed, answer)
-    return answer
+    return rows

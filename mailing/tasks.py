@@ -37,7 +37,12 @@ def send_product_email(self, data: dict) -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def deliver_messages(message_ids: list[int]) -> dict:
-    """Deliver a batch of accepted messages over one connection; schedule the retries it needs."""
+    """Deliver a batch of accepted messages over one connection; schedule the retries it needs. A whole
+    call's ids come in one task (enqueue_delivery): past DELIVERY_BATCH, the other batches go to other
+    workers from here, so the sender paid one publish and the workers share the sending."""
+    if len(message_ids) > DELIVERY_BATCH:
+        _hand_out(message_ids[DELIVERY_BATCH:])
+        message_ids = message_ids[:DELIVERY_BATCH]
     report = delivery.deliver(message_ids)
     if report.retry:
         # The messages are back to queued with their next attempt time; this task brings them back then
@@ -91,15 +96,32 @@ def purge_idempotent_calls() -> int:
 
 
 def enqueue_delivery(message_ids: list[int]) -> None:
-    """Hand messages to the workers. If the broker is down, they stay queued in the database and the
-    periodic sweep enqueues them later: the sender's answer was already right."""
+    """Hand messages to the workers: one publish, whatever their number (the worker that takes it splits
+    it into batches), so a call of 1,000 recipients waits for the broker once, not 20 times. If the
+    broker is down, they stay queued in the database and the periodic sweep enqueues them later: the
+    sender's answer was already right."""
+    if not message_ids:
+        return
+    try:
+        deliver_messages.apply_async(args=[list(message_ids)], retry=False)
+    except Exception:  # the broker's errors vary by transport; none may fail an accepted send
+        logger.warning(
+            "Could not enqueue %d messages; the sweep will deliver them", len(message_ids), exc_info=True
+        )
+
+
+def _hand_out(message_ids: list[int]) -> None:
+    """Publish these ids in batches of DELIVERY_BATCH, one task each (from a worker, off the accept path).
+    A broker failure here leaves them queued for the sweep, as at accept time."""
     for start in range(0, len(message_ids), DELIVERY_BATCH):
         batch = message_ids[start : start + DELIVERY_BATCH]
         try:
             deliver_messages.apply_async(args=[batch], retry=False)
-        except Exception:  # the broker's errors vary by transport; none may fail an accepted send
+        except Exception:  # as in enqueue_delivery
             logger.warning(
-                "Could not enqueue %d messages; the sweep will deliver them", len(batch), exc_info=True
+                "Could not enqueue %d messages; the sweep will deliver them",
+                len(message_ids) - start,
+                exc_info=True,
             )
             return
 

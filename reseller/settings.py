@@ -219,6 +219,13 @@ MASTER_DEFAULT_MONTHLY_LIMIT = env.int("MASTER_DEFAULT_MONTHLY_LIMIT", default=1
 SUBACCOUNT_DEFAULT_MONTHLY_LIMIT = env.int("SUBACCOUNT_DEFAULT_MONTHLY_LIMIT", default=10_000)
 API_CALLS_PER_MINUTE = env.int("API_CALLS_PER_MINUTE", default=600)
 API_FAILED_KEYS_PER_MINUTE = env.int("API_FAILED_KEYS_PER_MINUTE", default=20)
+# Each process keeps an API key it found for this many seconds (mailing/keys.py): a revoked key, or a
+# closed account's, stops working in every process within it. 0: look the key up on every call.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
+# Each process counts a key's calls locally and adds them to the shared counter at least this often
+# (accounts/ratelimit.py): the per-key budget may be overshot by what the other processes let through
+# in that time. 0: one cache round trip per call.
+API_RATE_SYNC_SECONDS = env.float("API_RATE_SYNC_SECONDS", default=1.0)
 API_MAX_RECIPIENTS = env.int("API_MAX_RECIPIENTS", default=1000)
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 # API bodies carry attachments: let Django read up to the API's own limit, which answers in Mandrill's shape.

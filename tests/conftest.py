@@ -54,9 +54,19 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _celery_eager_and_fresh_cache(request):
-    """Tasks run in-process unless a test starts a real worker; rate-limit counters never leak between tests."""
+    """Tasks run in-process unless a test starts a real worker; rate-limit counters (shared and this
+    process's own tallies) and the process's cached API keys, senders and sending domains never leak between tests."""
     from django.core.cache import cache
 
+    from accounts import ratelimit
+    from mailing.domains import forget_allowed_domains
+    from mailing.keys import key_cache
+    from mailing.sending import named_senders
+
+    ratelimit.forget_all()
+    key_cache.clear()
+    named_senders.clear()
+    forget_allowed_domains()
     eager = "real_celery" not in request.keywords
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = eager

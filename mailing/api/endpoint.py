@@ -42,10 +42,14 @@ def _client_ip(request) -> str:
 
 def _authenticate(request, secret: Any) -> tuple[Any, str]:
     """The account behind an API key and the label the audit trail shows. Failed lookups are throttled
-    per client address, so keys cannot be guessed at speed; each key has its own call budget."""
+    per client address, so keys cannot be guessed at speed; each key has its own call budget. Both
+    counters are read from Redis at most once a second per process (API_RATE_SYNC_SECONDS) rather than on
+    every call: the key budget may run over by what other processes let through in that second, and an
+    address blocked by failures in another process is refused within it."""
     bad_keys = f"api-bad-key:{_client_ip(request)}"
     limit = settings.API_FAILED_KEYS_PER_MINUTE
-    if ratelimit.exceeded(bad_keys, limit=limit, window_seconds=60):
+    sync_seconds = settings.API_RATE_SYNC_SECONDS
+    if ratelimit.exceeded_recently(bad_keys, limit=limit, window_seconds=60, memo_seconds=sync_seconds):
         raise ApiError(
             "RequestLimitExceeded",
             "Too many requests with an invalid key from your address. Try again later.",
@@ -56,8 +60,15 @@ def _authenticate(request, secret: Any) -> tuple[Any, str]:
         api_key = keys.authenticate_key(secret)
     except keys.InvalidKey as exc:
         ratelimit.hit(bad_keys, limit=limit, window_seconds=60)
+        ratelimit.forget_answer(bad_keys)  # this process sees its own failures at once
         raise ApiError("Invalid_Key", exc.message) from None
-    if not ratelimit.hit(f"api-key:{api_key.pk}", limit=settings.API_CALLS_PER_MINUTE, window_seconds=60):
+    within_budget = ratelimit.hit_batched(
+        f"api-key:{api_key.pk}",
+        limit=settings.API_CALLS_PER_MINUTE,
+        window_seconds=60,
+        sync_seconds=sync_seconds,
+    )
+    if not within_budget:
         raise ApiError(
             "RequestLimitExceeded", "Too Many Requests attempted recently", RATE_LIMITED, status=RATE_LIMITED
         )

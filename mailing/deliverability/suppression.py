@@ -8,11 +8,12 @@ quota. An allowlisted address is never suppressed. The accept path asks once per
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -37,17 +38,39 @@ def _clean(email: str) -> str:
 
 
 def suppressed_among(account: Account, emails: list[str], *, now: datetime | None = None) -> dict[str, str]:
-    """{address (lower case): reason} for the recipients `account` must not send to: one query."""
+    """{address (lower case): reason} for the recipients `account` must not send to: one query.
+
+    Every accept asks this, so the query is written once as SQL (_SUPPRESSED_SQL) rather than built by
+    the ORM on each call: compiling the ORM's version cost about ten times its round trip."""
     now = now or timezone.now()
-    lowered = {email.lower() for email in emails}
-    allowed = AllowlistEntry.objects.filter(account=account, email__in=lowered).values("email")
-    rows = (
-        Suppression.objects.filter(account=account, email__in=lowered)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .exclude(email__in=allowed)
-        .values_list("email", "reason")
+    lowered = sorted({email.lower() for email in emails})
+    if not lowered:
+        return {}
+    placeholders = ", ".join(["%s"] * len(lowered))
+    expires = Suppression._meta.get_field("expires_at").get_db_prep_value(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_suppressed_sql().format(emails=placeholders), [account.pk, *lowered, expires])
+        return dict(cursor.fetchall())
+
+
+@functools.cache
+def _suppressed_sql() -> str:
+    """The addresses on the list, not expired and not allowlisted; `{emails}` is filled per call with
+    one placeholder per address. Names come from the models, so the SQL follows the schema."""
+    quote = connection.ops.quote_name
+    suppressions, allowlist = quote(Suppression._meta.db_table), quote(AllowlistEntry._meta.db_table)
+    email, reason, account = (
+        quote(Suppression._meta.get_field(f).column) for f in ("email", "reason", "account")
     )
-    return dict(rows)
+    expires_at = quote(Suppression._meta.get_field("expires_at").column)
+    allowed_email = quote(AllowlistEntry._meta.get_field("email").column)
+    allowed_account = quote(AllowlistEntry._meta.get_field("account").column)
+    return (
+        f"SELECT s.{email}, s.{reason} FROM {suppressions} s WHERE s.{account} = %s AND s.{email} IN ({{emails}})"
+        f" AND (s.{expires_at} IS NULL OR s.{expires_at} > %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {allowlist} a WHERE a.{allowed_account} = s.{account}"
+        f" AND a.{allowed_email} = s.{email})"
+    )
 
 
 def is_allowlisted(account: Account, email: str) -> bool:

@@ -1,7 +1,10 @@
 """Sending domains, verified through the real dnspython lookup path against a small local DNS server."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.errors import ValidationError
 from accounts.models import Membership
@@ -119,3 +122,50 @@ def test_the_domains_page_and_tenant_isolation(client, dns_server):
     assert (
         client.post(reverse("mailing:domain_share", args=[sender_domain.pk])).status_code == 404
     )  # not a master
+
+
+# --- the per-process memory of allowed domains (API_KEY_CACHE_SECONDS) -----------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from reseller import process_cache
+
+    now = {"t": 1000.0}
+    monkeypatch.setattr(process_cache, "clock", lambda: now["t"])
+    return now
+
+
+def test_an_allowed_domain_is_remembered_and_a_removal_applies_within_the_ttl(settings, clock):
+    # given a verified domain, used once
+    settings.API_KEY_CACHE_SECONDS = 5
+    sub = SubaccountFactory()
+    sender_domain = SenderDomain.objects.create(
+        account=sub, domain="shop.example", token="t", verified_at=timezone.now()
+    )
+    assert domains.may_send_from(sub, "news@shop.example")
+    # when it is removed (by another process: this one's memory is not told)
+    sender_domain.delete()
+    # then it is still allowed here for at most the TTL, with no query, and refused after
+    with CaptureQueriesContext(connection) as queries:
+        assert domains.may_send_from(sub, "news@shop.example")
+    assert len(queries) == 0
+    clock["t"] += 5.01
+    assert not domains.may_send_from(sub, "news@shop.example")
+
+
+def test_a_refusal_is_never_remembered(settings):
+    # a domain verified a moment after a refused send is usable at once
+    settings.API_KEY_CACHE_SECONDS = 5
+    sub = SubaccountFactory()
+    assert not domains.may_send_from(sub, "news@shop.example")
+    SenderDomain.objects.create(account=sub, domain="shop.example", token="t", verified_at=timezone.now())
+    assert domains.may_send_from(sub, "news@shop.example")
+
+
+def test_the_memory_is_per_account(settings):
+    settings.API_KEY_CACHE_SECONDS = 5
+    sub, stranger = SubaccountFactory(), SubaccountFactory()
+    SenderDomain.objects.create(account=sub, domain="shop.example", token="t", verified_at=timezone.now())
+    assert domains.may_send_from(sub, "news@shop.example")
+    assert not domains.may_send_from(stranger, "news@shop.example")
