@@ -238,6 +238,8 @@ def main() -> None:
             ratio = accepted / floor
             rows.append([recipients, threads, where, f"{accepted:,.0f}", f"{floor:,.0f}", f"{ratio:.2f}",
                          f"≥ {AIM:.2f}", "yes" if ratio >= AIM else "**no**"])  # fmt: skip
+            common.aim(f"accept path, {recipients} recipient(s), {threads} thread(s), {where}", f"{accepted:,.0f} messages/s",
+                       f"≥ {AIM:.0%} of the floor", ratio >= AIM, floor=f"{floor:,.0f} messages/s")  # fmt: skip
             common.progress(
                 f"accept: {recipients} rcpt x {threads} threads on {where}: {accepted:,.0f}/s vs raw {floor:,.0f}/s"
             )

@@ -198,6 +198,9 @@ def main() -> None:
         count, ms, captured = list_page.measure(client, url)
         floor_ms = floor_ms or ms
         verdict = "—" if aim is None else ("met" if ms < aim else "**not met**")
+        if aim is not None:
+            common.aim(f"page: {label}", f"{ms:.1f} ms ({count} queries)", f"< {aim} ms", ms < aim,
+                       floor=f"{floor_ms:.1f} ms (a near-empty page)")  # fmt: skip
         rows.append(
             [label, count, f"{ms:.1f}", f"{ms / floor_ms:.1f}", "—" if aim is None else f"< {aim}", verdict]
         )
