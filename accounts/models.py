@@ -293,7 +293,30 @@ class AuditEvent(models.Model):
         return [(key, self.before.get(key), self.after.get(key)) for key in keys]
 
 
-class Usage(models.Model):
+class UsageCounters(models.Model):
+    """What is counted for an account over a window: an hour or a month (Usage), a day (DailyUsage),
+    a preset range (TrailingUsage). One definition, so the rollups add up the same columns."""
+
+    sent = models.PositiveIntegerField(default=0, help_text="Accepted and counted against the limit.")
+    rejected = models.PositiveIntegerField(default=0, help_text="Refused at once (over the limit).")
+    failed = models.PositiveIntegerField(default=0, help_text="Accepted, then failed for good at delivery.")
+    delivered = models.PositiveIntegerField(default=0, help_text="Taken by the receiving server.")
+    hard_bounced = models.PositiveIntegerField(default=0)
+    soft_bounced = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0, help_text="Marked as spam by the recipient.")
+    opens = models.PositiveIntegerField(
+        default=0, help_text="Opens by people (prefetching bots not counted)."
+    )
+    unique_opens = models.PositiveIntegerField(default=0, help_text="Messages opened at least once.")
+    clicks = models.PositiveIntegerField(default=0, help_text="Clicks by people (link scanners not counted).")
+    unique_clicks = models.PositiveIntegerField(default=0, help_text="Messages clicked at least once.")
+    unsubs = models.PositiveIntegerField(default=0, help_text="Recipients who unsubscribed.")
+
+    class Meta:
+        abstract = True
+
+
+class Usage(UsageCounters):
     """Emails counted against one window of an account's allowance: the summary every page and bill
     reads. Reserved with conditional UPDATEs in accounts/quota.py. Rows outlive their account (the
     master's bill needs them), so the account link is nullable and its label is kept."""
@@ -312,20 +335,6 @@ class Usage(models.Model):
     account_label = models.CharField(max_length=600, blank=True, help_text="Kept for deleted accounts.")
     window = models.CharField(max_length=5, choices=Window.choices)
     start = models.DateTimeField(help_text="Start of the window, UTC.")
-    sent = models.PositiveIntegerField(default=0, help_text="Accepted and counted against the limit.")
-    rejected = models.PositiveIntegerField(default=0, help_text="Refused at once (over the limit).")
-    failed = models.PositiveIntegerField(default=0, help_text="Accepted, then failed for good at delivery.")
-    delivered = models.PositiveIntegerField(default=0, help_text="Taken by the receiving server.")
-    hard_bounced = models.PositiveIntegerField(default=0)
-    soft_bounced = models.PositiveIntegerField(default=0)
-    complained = models.PositiveIntegerField(default=0, help_text="Marked as spam by the recipient.")
-    opens = models.PositiveIntegerField(
-        default=0, help_text="Opens by people (prefetching bots not counted)."
-    )
-    unique_opens = models.PositiveIntegerField(default=0, help_text="Messages opened at least once.")
-    clicks = models.PositiveIntegerField(default=0, help_text="Clicks by people (link scanners not counted).")
-    unique_clicks = models.PositiveIntegerField(default=0, help_text="Messages clicked at least once.")
-    unsubs = models.PositiveIntegerField(default=0, help_text="Recipients who unsubscribed.")
 
     class Meta:
         constraints = [
@@ -349,7 +358,7 @@ class Usage(models.Model):
         return f"{self.account_label}: {self.sent} in {self.window} from {self.start:%Y-%m-%d %H:%M}"
 
 
-class DailyUsage(models.Model):
+class DailyUsage(UsageCounters):
     """An agency's hourly Usage windows added up per closed UTC day (accounts/rollup.py): what the
     overview's chart reads for a long range instead of thousands of hourly rows a day. One row per
     (bill, day) over every account billed to it, rolled up only once the day is over, so the accept path
@@ -357,18 +366,6 @@ class DailyUsage(models.Model):
 
     billed_to = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="daily_usage")
     day = models.DateField(help_text="A UTC day.")
-    sent = models.PositiveIntegerField(default=0)
-    rejected = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    delivered = models.PositiveIntegerField(default=0)
-    hard_bounced = models.PositiveIntegerField(default=0)
-    soft_bounced = models.PositiveIntegerField(default=0)
-    complained = models.PositiveIntegerField(default=0)
-    opens = models.PositiveIntegerField(default=0)
-    unique_opens = models.PositiveIntegerField(default=0)
-    clicks = models.PositiveIntegerField(default=0)
-    unique_clicks = models.PositiveIntegerField(default=0)
-    unsubs = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -379,7 +376,7 @@ class DailyUsage(models.Model):
         return f"{self.billed_to_id}: {self.sent} on {self.day:%Y-%m-%d}"
 
 
-class TrailingUsage(models.Model):
+class TrailingUsage(UsageCounters):
     """Each account's figures over the closed days of a preset range (the last 7, 30 or 90 days, today
     left out) ending on `through`, rebuilt by the rollup when a day closes: the overview's top
     subaccounts and its CSV add today's hours to these instead of reading every hour of the range.
@@ -390,18 +387,6 @@ class TrailingUsage(models.Model):
     account_label = models.CharField(max_length=600, blank=True, help_text="Set for deleted accounts only.")
     days = models.PositiveSmallIntegerField(help_text="The preset: the range's length, today included.")
     through = models.DateField(help_text="The last closed UTC day counted (yesterday when built).")
-    sent = models.PositiveIntegerField(default=0)
-    rejected = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    delivered = models.PositiveIntegerField(default=0)
-    hard_bounced = models.PositiveIntegerField(default=0)
-    soft_bounced = models.PositiveIntegerField(default=0)
-    complained = models.PositiveIntegerField(default=0)
-    opens = models.PositiveIntegerField(default=0)
-    unique_opens = models.PositiveIntegerField(default=0)
-    clicks = models.PositiveIntegerField(default=0)
-    unique_clicks = models.PositiveIntegerField(default=0)
-    unsubs = models.PositiveIntegerField(default=0)
 
     class Meta:
         indexes = [

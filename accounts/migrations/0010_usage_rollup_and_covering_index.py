@@ -21,18 +21,53 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("day", models.DateField(help_text="A UTC day.")),
-                ("sent", models.PositiveIntegerField(default=0)),
-                ("rejected", models.PositiveIntegerField(default=0)),
-                ("failed", models.PositiveIntegerField(default=0)),
-                ("delivered", models.PositiveIntegerField(default=0)),
+                (
+                    "sent",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Accepted and counted against the limit."
+                    ),
+                ),
+                (
+                    "rejected",
+                    models.PositiveIntegerField(default=0, help_text="Refused at once (over the limit)."),
+                ),
+                (
+                    "failed",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Accepted, then failed for good at delivery."
+                    ),
+                ),
+                (
+                    "delivered",
+                    models.PositiveIntegerField(default=0, help_text="Taken by the receiving server."),
+                ),
                 ("hard_bounced", models.PositiveIntegerField(default=0)),
                 ("soft_bounced", models.PositiveIntegerField(default=0)),
-                ("complained", models.PositiveIntegerField(default=0)),
-                ("opens", models.PositiveIntegerField(default=0)),
-                ("unique_opens", models.PositiveIntegerField(default=0)),
-                ("clicks", models.PositiveIntegerField(default=0)),
-                ("unique_clicks", models.PositiveIntegerField(default=0)),
-                ("unsubs", models.PositiveIntegerField(default=0)),
+                (
+                    "complained",
+                    models.PositiveIntegerField(default=0, help_text="Marked as spam by the recipient."),
+                ),
+                (
+                    "opens",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Opens by people (prefetching bots not counted)."
+                    ),
+                ),
+                (
+                    "unique_opens",
+                    models.PositiveIntegerField(default=0, help_text="Messages opened at least once."),
+                ),
+                (
+                    "clicks",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Clicks by people (link scanners not counted)."
+                    ),
+                ),
+                (
+                    "unique_clicks",
+                    models.PositiveIntegerField(default=0, help_text="Messages clicked at least once."),
+                ),
+                ("unsubs", models.PositiveIntegerField(default=0, help_text="Recipients who unsubscribed.")),
             ],
         ),
         migrations.CreateModel(
@@ -58,18 +93,53 @@ class Migration(migrations.Migration):
                     "through",
                     models.DateField(help_text="The last closed UTC day counted (yesterday when built)."),
                 ),
-                ("sent", models.PositiveIntegerField(default=0)),
-                ("rejected", models.PositiveIntegerField(default=0)),
-                ("failed", models.PositiveIntegerField(default=0)),
-                ("delivered", models.PositiveIntegerField(default=0)),
+                (
+                    "sent",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Accepted and counted against the limit."
+                    ),
+                ),
+                (
+                    "rejected",
+                    models.PositiveIntegerField(default=0, help_text="Refused at once (over the limit)."),
+                ),
+                (
+                    "failed",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Accepted, then failed for good at delivery."
+                    ),
+                ),
+                (
+                    "delivered",
+                    models.PositiveIntegerField(default=0, help_text="Taken by the receiving server."),
+                ),
                 ("hard_bounced", models.PositiveIntegerField(default=0)),
                 ("soft_bounced", models.PositiveIntegerField(default=0)),
-                ("complained", models.PositiveIntegerField(default=0)),
-                ("opens", models.PositiveIntegerField(default=0)),
-                ("unique_opens", models.PositiveIntegerField(default=0)),
-                ("clicks", models.PositiveIntegerField(default=0)),
-                ("unique_clicks", models.PositiveIntegerField(default=0)),
-                ("unsubs", models.PositiveIntegerField(default=0)),
+                (
+                    "complained",
+                    models.PositiveIntegerField(default=0, help_text="Marked as spam by the recipient."),
+                ),
+                (
+                    "opens",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Opens by people (prefetching bots not counted)."
+                    ),
+                ),
+                (
+                    "unique_opens",
+                    models.PositiveIntegerField(default=0, help_text="Messages opened at least once."),
+                ),
+                (
+                    "clicks",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Clicks by people (link scanners not counted)."
+                    ),
+                ),
+                (
+                    "unique_clicks",
+                    models.PositiveIntegerField(default=0, help_text="Messages clicked at least once."),
+                ),
+                ("unsubs", models.PositiveIntegerField(default=0, help_text="Recipients who unsubscribed.")),
             ],
         ),
         migrations.CreateModel(
