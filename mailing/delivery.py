@@ -257,6 +257,20 @@ def _record_bounce_of(message: Message, exc: Exception, error: str) -> None:
 # --- the periodic jobs ----------------------------------------------------------------------------------
 
 
+def waiting_companions(*, exclude: list[int], limit: int, now: datetime | None = None) -> list[int]:
+    """Up to `limit` other messages queued and due, oldest first: what a small batch takes along, so that
+    a stream of one-recipient calls is sent in full batches (one relay connection, one claim, one record
+    for fifty) instead of one task per message. Their own tasks then find them gone and cost a query."""
+    if limit <= 0:
+        return []
+    return list(
+        Message.objects.filter(status=Message.Status.QUEUED, next_attempt_at__lte=now or timezone.now())
+        .exclude(pk__in=exclude)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
 def due_for_sweep(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
     """Messages that should be on their way but are not: queued and due (a lost broker message, a retry
     whose task was lost), or claimed by a worker whose lease ran out (it died: a living worker renews its

@@ -5,6 +5,7 @@ the task it enqueues, so the accept path and the sweep both import it from here 
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.core.mail import mailers
 from django.db import transaction
 
@@ -43,6 +44,10 @@ def deliver_messages(message_ids: list[int]) -> dict:
     if len(message_ids) > DELIVERY_BATCH:
         _hand_out(message_ids[DELIVERY_BATCH:])
         message_ids = message_ids[:DELIVERY_BATCH]
+    elif settings.DELIVERY_FILL_BATCHES:
+        message_ids = message_ids + delivery.waiting_companions(
+            exclude=message_ids, limit=DELIVERY_BATCH - len(message_ids)
+        )
     report = delivery.deliver(message_ids)
     if report.retry:
         # The messages are back to queued with their next attempt time; this task brings them back then

@@ -379,6 +379,9 @@ DELIVERY_CLAIM_LEASE_SECONDS = env.int("DELIVERY_CLAIM_LEASE_SECONDS", default=9
 # about five queries however many it records, which every 10 messages was most of a delivery's time; at
 # a thousand deliveries a second a batch of 50 is 50 ms of sending.
 DELIVERY_MARK_EVERY = env.int("DELIVERY_MARK_EVERY", default=50)
+# A delivery task with fewer than DELIVERY_BATCH messages takes other queued, due messages along (oldest
+# first), so one-recipient calls go out in full batches rather than one connection and claim each.
+DELIVERY_FILL_BATCHES = env.bool("DELIVERY_FILL_BATCHES", default=True)
 # Connections a delivery run opens to the relay, each with a thread waiting for its replies. More
 # overlap a distant relay's round trips (bench/delivery.py: 136 messages/s with one, 214 with two against
 # a relay 1 ms away) but no longer hand a batch to the relay in order (a resumed account's held mail

@@ -260,3 +260,41 @@ def test_a_tracking_link_is_what_reverse_makes_of_its_token(token, settings):
         assert tokens._absolute(name, token) == settings.TRACKING_BASE_URL + reverse(
             name, kwargs={"token": token}
         )
+
+
+# --- a small batch takes the waiting mail along -------------------------------------------------------
+
+
+def test_a_one_message_task_takes_the_other_waiting_mail_along_in_one_batch(smtp_sink, settings):
+    from datetime import timedelta
+
+    from mailing import tasks
+
+    # given a stream of one-recipient calls whose tasks have not run yet, and mail that must not go
+    shop, other = SubaccountFactory(), SubaccountFactory()
+    due = timezone.now()  # as the accept path stores them
+    waiting = _messages(shop, 3, next_attempt_at=due) + _messages(other, 2, next_attempt_at=due)
+    later = _messages(shop, 1, next_attempt_at=timezone.now() + timedelta(minutes=5))  # a retry not due
+    held = _messages(shop, 1, status=Message.Status.HELD, next_attempt_at=due)
+    # when the first call's task runs
+    report = tasks.deliver_messages([waiting[0].pk])
+    # then the due mail went out with it, in one batch, and nothing else
+    assert report["sent"] == 5 and len(smtp_sink.received) == 5
+    assert set(Message.objects.filter(pk__in=[m.pk for m in waiting]).values_list("status", flat=True)) == {
+        "sent"
+    }
+    assert Message.objects.get(pk=later[0].pk).status == "queued"
+    assert Message.objects.get(pk=held[0].pk).status == "held"
+    # and the other calls' tasks find their mail gone: nothing is sent twice
+    for message in waiting[1:]:
+        assert tasks.deliver_messages([message.pk])["sent"] == 0
+    assert len(smtp_sink.received) == 5
+
+
+def test_without_filling_a_task_sends_only_its_own(smtp_sink, settings):
+    from mailing import tasks
+
+    settings.DELIVERY_FILL_BATCHES = False
+    messages = _messages(SubaccountFactory(), 3, next_attempt_at=timezone.now())
+    assert tasks.deliver_messages([messages[0].pk])["sent"] == 1
+    assert Message.objects.filter(status="queued").count() == 2
