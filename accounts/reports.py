@@ -313,7 +313,7 @@ def _by_subaccount_from_trailing(master: Account, span: DateRange, through: date
 
     def both(hours_filter: str = "", rows_filter: str = "") -> str:
         return (
-            f"SELECT account_id, deleted_label, {summed} FROM ("
+            f"SELECT account_id, deleted_label, {summed} FROM ("  # nosec B608: our compiled queries and names
             f"SELECT account_id, deleted_label, {listed} FROM ({hours_sql}) h{hours_filter}"
             f" UNION ALL SELECT account_id, account_label, {listed} FROM ({rows_sql}) t{rows_filter}"
             f") parts GROUP BY account_id, deleted_label"
@@ -340,7 +340,7 @@ def _by_subaccount_from_trailing(master: Account, span: DateRange, through: date
         def among(table: str, table_label: str, label: str) -> str:
             """Rows of an account (or a deleted one, by `label`) listed in `table`."""
             return (
-                f"(account_id IN (SELECT account_id FROM {table} WHERE account_id IS NOT NULL)"
+                f"(account_id IN (SELECT account_id FROM {table} WHERE account_id IS NOT NULL)"  # nosec B608: a CTE name of ours
                 f" OR (account_id IS NULL AND {label} IN"
                 f" (SELECT {table_label} FROM {table} WHERE account_id IS NULL)))"
             )
@@ -350,7 +350,7 @@ def _by_subaccount_from_trailing(master: Account, span: DateRange, through: date
             f" OR {among('top_rows', 'account_label', 'account_label')}"
         )
         winners = (
-            f"SELECT account_id, deleted_label FROM ("
+            f"SELECT account_id, deleted_label FROM ("  # nosec B608: our compiled queries and names
             f"SELECT account_id, deleted_label, {q('sent')} FROM today_rows"
             f" UNION ALL SELECT account_id, account_label, {q('sent')} FROM ({narrow_sql}) t{candidates}"
             f") parts GROUP BY account_id, deleted_label HAVING SUM({q('sent')}) > 0"

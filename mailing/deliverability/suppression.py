@@ -66,7 +66,7 @@ def _suppressed_sql() -> str:
     allowed_email = quote(AllowlistEntry._meta.get_field("email").column)
     allowed_account = quote(AllowlistEntry._meta.get_field("account").column)
     return (
-        f"SELECT s.{email}, s.{reason} FROM {suppressions} s WHERE s.{account} = %s AND s.{email} IN ({{emails}})"
+        f"SELECT s.{email}, s.{reason} FROM {suppressions} s WHERE s.{account} = %s AND s.{email} IN ({{emails}})"  # nosec B608: quoted model names; values are parameters
         f" AND (s.{expires_at} IS NULL OR s.{expires_at} > %s)"
         f" AND NOT EXISTS (SELECT 1 FROM {allowlist} a WHERE a.{allowed_account} = s.{account}"
         f" AND a.{allowed_email} = s.{email})"
