@@ -49,14 +49,7 @@ async def _client(
     try:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            status = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            payload = await reader.readexactly(length)
+            status, payload = await common.exchange(reader, writer, request)
             latencies.append(time.perf_counter() - started)
             if not status.startswith(b"HTTP/1.1 200") or b'"queued"' not in payload:
                 failures.append(status.decode().strip() + " " + payload[:200].decode(errors="replace"))

@@ -138,3 +138,16 @@ def aim(what: str, measured: str, target: str, met: bool, floor: str = "—") ->
 
 def aims_table() -> str:
     return table(["aim", "measured", "floor (same run)", "target", "verdict"], AIMS)
+
+
+async def exchange(reader, writer, request: bytes) -> tuple[bytes, bytes]:
+    """Send one HTTP/1.1 request on a keep-alive connection and read its answer: the status line and the
+    body (by Content-Length). The benchmarks' asyncio clients share it."""
+    writer.write(request)
+    await writer.drain()
+    status = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return status, await reader.readexactly(length)

@@ -80,14 +80,7 @@ class Load:
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 sent_at = due if rate else time.perf_counter()
                 try:
-                    writer.write(self.request)
-                    await writer.drain()
-                    status = await reader.readline()
-                    length = 0
-                    while (line := await reader.readline()) not in (b"\r\n", b""):
-                        if line.lower().startswith(b"content-length:"):
-                            length = int(line.split(b":")[1])
-                    payload = await reader.readexactly(length)
+                    status, payload = await common.exchange(reader, writer, self.request)
                 except (OSError, asyncio.IncompleteReadError) as exc:
                     self.errors.append((time.perf_counter(), repr(exc)))
                     writer.close()

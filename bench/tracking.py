@@ -37,14 +37,7 @@ async def _client(
                 f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {BROWSER}\r\nConnection: keep-alive\r\n\r\n"
             ).encode()
             started = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            status = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            status, _ = await common.exchange(reader, writer, request)
             latencies.append(time.perf_counter() - started)
             if not status.startswith(expect):
                 failures.append(status.decode().strip())
