@@ -13,6 +13,7 @@ import smtplib
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -263,8 +264,13 @@ def waiting_companions(*, exclude: list[int], limit: int, now: datetime | None =
     for fifty) instead of one task per message. Their own tasks then find them gone and cost a query."""
     if limit <= 0:
         return []
+    return _queued_and_due(now or timezone.now(), limit, exclude=exclude)
+
+
+def _queued_and_due(by: datetime, limit: int, *, exclude: Sequence[int] = ()) -> list[int]:
+    """Ids of queued messages whose next attempt is due by `by`, oldest first (the pending index)."""
     return list(
-        Message.objects.filter(status=Message.Status.QUEUED, next_attempt_at__lte=now or timezone.now())
+        Message.objects.filter(status=Message.Status.QUEUED, next_attempt_at__lte=by)
         .exclude(pk__in=exclude)
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
@@ -280,12 +286,7 @@ def due_for_sweep(*, now: datetime | None = None, limit: int = 5000) -> list[int
     Message.objects.filter(status=Message.Status.SENDING, claimed_at__lt=stale).update(
         status=Message.Status.QUEUED, claim=None
     )
-    grace = now - timedelta(seconds=settings.DELIVERY_SWEEP_GRACE_SECONDS)
-    return list(
-        Message.objects.filter(status=Message.Status.QUEUED, next_attempt_at__lte=grace)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    return _queued_and_due(now - timedelta(seconds=settings.DELIVERY_SWEEP_GRACE_SECONDS), limit)
 
 
 def release_held(account: Account) -> list[int]:
