@@ -23,7 +23,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import emails
+from accounts.errors import ValidationError
 from accounts.models import Account, User
+from accounts.validation import clean_time_zone
 
 from . import selectors
 from .deliverability import suppression
@@ -95,9 +97,8 @@ def file_name(owner: Account, kind: str, day) -> str:
 def fits_inline(rows: QuerySet) -> tuple[bool, int]:
     """Whether `rows` is small enough to download at once, and how many it holds (counted no further than
     one past the limit, so a million-row list costs a bounded count)."""
-    limit = settings.EXPORT_INLINE_MAX
-    counted = rows.order_by()[: limit + 1].count()
-    return counted <= limit, counted
+    counted = selectors.capped_count(rows, settings.EXPORT_INLINE_MAX)
+    return counted <= settings.EXPORT_INLINE_MAX, counted
 
 
 def start_export(
@@ -115,11 +116,11 @@ def start_export(
 
 
 def _known_zone(name: str) -> str:
+    """The requester's zone as the profile page accepts them (validation.clean_time_zone), else UTC."""
     try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return clean_time_zone(name)
+    except ValidationError:
         return "UTC"
-    return name
 
 
 def run_export(job_id: int) -> ExportJob:

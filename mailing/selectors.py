@@ -139,10 +139,16 @@ class Total:
     estimate: int | None = None
 
 
+def capped_count(rows: QuerySet, cap: int) -> int:
+    """How many rows `rows` holds, counted no further than `cap` + 1: one query reading at most that many
+    rows, so `> cap` is known without counting a million."""
+    return rows.order_by()[: cap + 1].count()
+
+
 def total_of(found: QuerySet[Message], *, cap: int = TOTAL_CAP) -> Total:
-    """Count `found` without ever counting a million rows: a count capped at `cap` + 1 (one query reading
-    at most that many rows), and past the cap the planner's row estimate (EXPLAIN, no rows read)."""
-    counted = found.order_by()[: cap + 1].count()
+    """Count `found` without ever counting a million rows: a count capped at `cap` + 1 (capped_count),
+    and past the cap the planner's row estimate (EXPLAIN, no rows read)."""
+    counted = capped_count(found, cap)
     if counted <= cap:
         return Total(count=counted, exact=True)
     return Total(count=cap, exact=False, estimate=_planner_estimate(found))
