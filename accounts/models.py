@@ -377,10 +377,11 @@ class DailyUsage(UsageCounters):
 
 
 class TrailingUsage(UsageCounters):
-    """Each account's figures over the closed days of a preset range (the last 7, 30 or 90 days, today
-    left out) ending on `through`, rebuilt by the rollup when a day closes: the overview's top
-    subaccounts and its CSV add today's hours to these instead of reading every hour of the range.
-    Deleted accounts are told apart by their kept label, as their hourly rows are."""
+    """Each account's figures over a preset range (the last 7, 30 or 90 days) ending today: its closed
+    days through `through` (rebuilt by the rollup when a day closes) and today's hours before the mark's
+    `hours_folded_until` (added every hour). The overview's top subaccounts and its CSV add only the
+    hours since then to these, instead of reading every hour of the range, or of today. Deleted accounts
+    are told apart by their kept label, as their hourly rows are."""
 
     account = models.ForeignKey(Account, null=True, on_delete=models.SET_NULL, related_name="+")
     billed_to = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="trailing_usage")
@@ -395,6 +396,15 @@ class TrailingUsage(UsageCounters):
             # today's senders' rows, added to today's hours
             models.Index(fields=["account", "days", "through"], name="trailing_usage_account"),
         ]
+        constraints = [
+            # One row per live account and preset: the hourly fold and late writers add to it in place
+            # (deleted accounts' rows are written only by the rollup, which holds its lock exclusively).
+            models.UniqueConstraint(
+                fields=["account", "billed_to", "days", "through"],
+                condition=Q(account__isnull=False),
+                name="trailing_usage_one_row_per_account",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account_id or self.account_label}: {self.sent} in {self.days} days to {self.through}"
@@ -408,6 +418,11 @@ class UsageRollup(models.Model):
     rolled_up_at = models.DateTimeField(default=timezone.now)
     trailing_built = models.BooleanField(
         default=False, help_text="TrailingUsage through this day is built (for the latest closed day)."
+    )
+    hours_folded_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="On the trailing mark: today's hours before this instant are added to TrailingUsage.",
     )
 
     def __str__(self) -> str:
@@ -430,6 +445,11 @@ class LimitAlert(models.Model):
             models.UniqueConstraint(
                 fields=["account", "month", "threshold"], name="limit_alert_once_per_month"
             ),
+        ]
+        indexes = [
+            # The overview's latest alerts of an agency: walked newest first, each alert's subaccount
+            # checked by its key, stopping at the eighth (rather than joining every subaccount).
+            models.Index(fields=["-created_at"], name="limit_alert_newest"),
         ]
 
     def __str__(self) -> str:

@@ -167,25 +167,32 @@ def totals(days: list[dict]) -> dict[str, int]:
 
 def agency_daily(master: Account, span: DateRange) -> list[dict]:
     """Everything billed to the agency (its own sending, its subaccounts', deleted and renewed ones for
-    the days they were its own), day by day: rolled-up days from their day rows, the others (today, days
-    not rolled up yet) from their hours. Three queries whatever the range; the same figures either way."""
+    the days they were its own), day by day: rolled-up days from their day rows, today from its row
+    (the hours folded in so far) plus the hours since, other days from their hours. Three queries
+    whatever the range; the same figures either way."""
     hours = Usage.objects.filter(billed_to=master)
     if not rollup.covers(span.start):
         return daily_figures(hours, span)  # days that do not start at UTC midnight: only hours can say
-    rolled = rollup.rolled_up_days(span.first, span.last)
+    rolled, today_folded_until = rollup.day_rows_reach(span.first, span.last)
+    today = today_utc()
+    with_rows = rolled | ({today} if today_folded_until else set())
     by_day = {
         row["day"]: row
-        for row in DailyUsage.objects.filter(billed_to=master, day__in=rolled)
+        for row in DailyUsage.objects.filter(billed_to=master, day__in=with_rows)
         .values("day")
         .annotate(**SUMS)
         .order_by()
     }
-    unrolled = _runs(sorted({span.first + timedelta(days=n) for n in range(span.days)} - rolled))
-    if unrolled:
-        in_runs = Q()
-        for first, last in unrolled:
-            in_runs |= Q(start__gte=_midnight(first), start__lt=_midnight(last + timedelta(days=1)))
-        by_day |= _hours_by_day(hours.filter(in_runs, window=Usage.Window.HOUR))
+    in_hours = Q()
+    days = {span.first + timedelta(days=n) for n in range(span.days)}
+    for first, last in _runs(sorted(days - with_rows)):
+        in_hours |= Q(start__gte=_midnight(first), start__lt=_midnight(last + timedelta(days=1)))
+    if today_folded_until:
+        in_hours |= Q(start__gte=today_folded_until, start__lt=_midnight(today + timedelta(days=1)))
+    if in_hours:
+        for day, row in _hours_by_day(hours.filter(in_hours, window=Usage.Window.HOUR)).items():
+            before = by_day.get(day, {})
+            by_day[day] = {name: before.get(name, 0) + row[name] for name in FIGURES}
     return _days_of(span, by_day)
 
 
@@ -252,20 +259,20 @@ def _state(account: dict, master: Account) -> str:
 def top_subaccounts(master: Account, span: DateRange, *, limit: int = 10) -> list[dict]:
     """The subaccounts that sent most in the range (three queries at most: whether the preset's
     trailing figures are built, the figures, then the names)."""
-    through = _trailing_through(span)
-    if through is None:
+    reach = _trailing_reach(span)
+    if reach is None:
         rows = list(_by_subaccount(master, span).filter(sent__gt=0)[:limit])
     else:
-        rows = list(_by_subaccount_from_trailing(master, span, through, limit=limit))
+        rows = list(_by_subaccount_from_trailing(master, span, reach, limit=limit))
     return _named(rows, master)
 
 
-def _trailing_through(span: DateRange) -> date | None:
-    """For a preset range ending today, the day its per-account figures (TrailingUsage) run to, when the
+def _trailing_reach(span: DateRange) -> rollup.Trailing | None:
+    """For a preset range ending today, how far its per-account figures (TrailingUsage) reach, when the
     rollup has built them since the last midnight (UTC); else None, and the range is read from its hours."""
     if span.preset not in PRESET_DAYS or span.last != today_utc() or span.days not in rollup.TRAILING_DAYS:
         return None
-    return rollup.trailing_through(span.last)
+    return rollup.trailing_for(span.last)
 
 
 COUNTER_FIGURES = {
@@ -281,18 +288,23 @@ COUNTER_FIGURES = {
 }  # FIGURES from the counters they add up, as SUMS defines them
 
 
-def _by_subaccount_from_trailing(master: Account, span: DateRange, through: date, *, limit: int | None):
-    """`_by_subaccount` for a preset range ending today: each account's closed days from TrailingUsage
-    plus its hours of today, added up in one query.
+def _by_subaccount_from_trailing(
+    master: Account, span: DateRange, reach: rollup.Trailing, *, limit: int | None
+):
+    """`_by_subaccount` for a preset range ending today: each account's figures from TrailingUsage (its
+    closed days and today's hours folded in so far) plus its hours since the last fold, added up in one
+    query.
 
     With a `limit` (the top), the ranking is made on `sent` alone, and only among the accounts that can
-    be in it: the trailing top `limit` and today's senders (an account that sent nothing today keeps its
-    trailing rank, so nobody else can pass them); the other figures are then added up for the winners
-    only. Without one (the CSV), every account's figures, in the same order."""
+    be in it: the trailing top `limit` and those that sent since the fold, in the hour or so since (an
+    account that did not keeps its trailing rank, so nobody else can pass them); the other figures are
+    then added up for the winners only. Without one (the CSV), every account's figures, in the same order."""
     counters = [counter for names in COUNTER_FIGURES.values() for counter in names]
     q = connection.ops.quote_name
     today_hours = (
-        hours_in(Usage.objects.filter(billed_to=master), DateRange(first=span.last, last=span.last))
+        Usage.objects.filter(
+            billed_to=master, window=Usage.Window.HOUR, start__gte=reach.hours_until, start__lt=span.end
+        )
         .exclude(account_id=master.pk)
         .annotate(
             deleted_label=Case(When(account_id__isnull=True, then=F("account_label")), default=Value(""))
@@ -300,7 +312,7 @@ def _by_subaccount_from_trailing(master: Account, span: DateRange, through: date
         .order_by()
     )
     trailing = (
-        TrailingUsage.objects.filter(billed_to=master, days=span.days, through=through)
+        TrailingUsage.objects.filter(billed_to=master, days=span.days, through=reach.through)
         .exclude(account_id=master.pk)
         .order_by()
     )
@@ -324,47 +336,10 @@ def _by_subaccount_from_trailing(master: Account, span: DateRange, through: date
         sql = both() + order
         params = [*hours_params, *rows_params]
     else:
-        today_sql, today_params = (
-            today_hours.values("account_id", "deleted_label")
-            .annotate(sent=Sum("sent"))
-            .query.sql_with_params()
-        )
-        top_rows = trailing.values("account_id", "account_label", "sent").order_by(
-            "-sent", "account_id", "account_label"
-        )
-        top_sql, top_params = top_rows[:limit].query.sql_with_params()
-        narrow_sql, narrow_params = trailing.values(
-            "account_id", "account_label", "sent"
-        ).query.sql_with_params()
-
-        def among(table: str, table_label: str, label: str) -> str:
-            """Rows of an account (or a deleted one, by `label`) listed in `table`."""
-            return (
-                f"(account_id IN (SELECT account_id FROM {table} WHERE account_id IS NOT NULL)"  # nosec B608: a CTE name of ours
-                f" OR (account_id IS NULL AND {label} IN"
-                f" (SELECT {table_label} FROM {table} WHERE account_id IS NULL)))"
-            )
-
-        candidates = (
-            f" WHERE {among('today_rows', 'deleted_label', 'account_label')}"
-            f" OR {among('top_rows', 'account_label', 'account_label')}"
-        )
-        winners = (
-            f"SELECT account_id, deleted_label FROM ("  # nosec B608: our compiled queries and names
-            f"SELECT account_id, deleted_label, {q('sent')} FROM today_rows"
-            f" UNION ALL SELECT account_id, account_label, {q('sent')} FROM ({narrow_sql}) t{candidates}"
-            f") parts GROUP BY account_id, deleted_label HAVING SUM({q('sent')}) > 0"
-            f" ORDER BY SUM({q('sent')}) DESC, account_id, deleted_label LIMIT {int(limit)}"
-        )
-        sql = (
-            f"WITH today_rows AS ({today_sql}), top_rows AS ({top_sql}), winners AS ({winners}) "
-            + both(
-                hours_filter=f" WHERE {among('winners', 'deleted_label', 'deleted_label')}",
-                rows_filter=f" WHERE {among('winners', 'deleted_label', 'account_label')}",
-            )
-            + order
-        )
-        params = [*today_params, *top_params, *narrow_params, *hours_params, *rows_params]
+        sql, params = _top_from_trailing(
+            recent=today_hours, kept=trailing, hours=(hours_sql, hours_params), rows=(rows_sql, rows_params),
+            counters=counters, limit=limit,
+        )  # fmt: skip
     # nosec B608 (above): built from our models' compiled queries and names; every value is a parameter.
     # The whole agency (a CSV) is read through a server-side cursor on PostgreSQL, a chunk at a time.
     if limit is None:
@@ -378,6 +353,60 @@ def _by_subaccount_from_trailing(master: Account, span: DateRange, through: date
                 cursor.execute("SET LOCAL jit = off")
         rows = list(_figure_rows(connection.cursor(), sql, params))
     yield from rows
+
+
+def _top_from_trailing(*, recent, kept, hours, rows, counters: list[str], limit: int) -> tuple[str, list]:
+    """The top `limit` of a range from TrailingUsage (`kept`) and the hours since its last fold
+    (`recent`), as one statement: each recent sender's total is its kept row (found by index, one probe
+    per sender) plus its recent hours; the kept top `limit` compete too (nobody who did not send since
+    can pass them); then the winners' every figure, again by index. Live accounts join on their id,
+    deleted ones on their kept label, in separate branches: an OR between the two would defeat the
+    indexes. `hours` and `rows` are the recent hours' and the kept rows' compiled queries, with every
+    counter; the statement's values are all parameters."""
+    q = connection.ops.quote_name
+    sent = q("sent")
+    recent_sql, recent_params = (
+        recent.values("account_id", "deleted_label").annotate(sent=Sum("sent")).query.sql_with_params()
+    )
+    kept_sql, kept_params = kept.values("account_id", "account_label", "sent").query.sql_with_params()
+    hours_sql, hours_params = hours
+    rows_sql, rows_params = rows
+    live, gone = "w.account_id IS NOT NULL", "w.account_id IS NULL"
+    added = ", ".join(f"x.{q(name)}" for name in counters)
+    summed = ", ".join(f"SUM({q(name)}) AS {q(name)}" for name in counters)
+    # nosec B608 (all below): our models' compiled queries, CTE names and column names only
+    candidates = (
+        f"SELECT r.account_id, r.deleted_label, r.{sent} + COALESCE(k.{sent}, 0) AS {sent}"  # nosec B608
+        f" FROM recent r LEFT JOIN kept k ON k.account_id = r.account_id WHERE r.account_id IS NOT NULL"
+        f" UNION ALL SELECT r.account_id, r.deleted_label, r.{sent} + COALESCE(k.{sent}, 0)"
+        f" FROM recent r LEFT JOIN kept k ON k.account_id IS NULL AND k.account_label = r.deleted_label"
+        f" WHERE r.account_id IS NULL"
+        f" UNION ALL SELECT * FROM (SELECT account_id, account_label, {sent} FROM kept"
+        f" ORDER BY {sent} DESC, account_id, account_label LIMIT {int(limit)}) top"
+        f" WHERE NOT EXISTS (SELECT 1 FROM recent r WHERE r.account_id = top.account_id"
+        f" OR (r.account_id IS NULL AND top.account_id IS NULL AND r.deleted_label = top.account_label))"
+    )
+    winners = (
+        f"SELECT account_id, deleted_label FROM candidates WHERE {sent} > 0"  # nosec B608
+        f" ORDER BY {sent} DESC, account_id, deleted_label LIMIT {int(limit)}"
+    )
+    parts = " UNION ALL ".join(
+        f"SELECT w.account_id, w.deleted_label, {added} FROM winners w JOIN ({sql}) x ON {on} WHERE {which}"  # nosec B608
+        for sql, on, which in (
+            (hours_sql, "x.account_id = w.account_id", live),
+            (hours_sql, "x.account_id IS NULL AND x.deleted_label = w.deleted_label", gone),
+            (rows_sql, "x.account_id = w.account_id", live),
+            (rows_sql, "x.account_id IS NULL AND x.account_label = w.deleted_label", gone),
+        )
+    )
+    sql = (
+        f"WITH recent AS MATERIALIZED ({recent_sql}), kept AS NOT MATERIALIZED ({kept_sql}),"  # nosec B608
+        f" candidates AS ({candidates}), winners AS ({winners})"
+        f" SELECT account_id, deleted_label, {summed} FROM ({parts}) parts"
+        f" GROUP BY account_id, deleted_label ORDER BY {sent} DESC, account_id, deleted_label"
+    )
+    params = [*recent_params, *kept_params, *hours_params, *hours_params, *rows_params, *rows_params]
+    return sql, params
 
 
 def _figure_rows(cursor, sql: str, params: list) -> Iterator[dict]:
@@ -408,11 +437,11 @@ def subaccounts_csv(master: Account, span: DateRange) -> Iterator[str]:
     """Every subaccount billed to the agency that counted anything in the range, with its figures, as CSV
     lines read in chunks (a range of 100,000 subaccounts is never held in memory at once)."""
     header = ["first_day", "last_day", "subaccount_id", "name", *FIGURES]
-    through = _trailing_through(span)
+    reach = _trailing_reach(span)
     found = (
         _by_subaccount(master, span).iterator(chunk_size=2000)
-        if through is None
-        else _by_subaccount_from_trailing(master, span, through, limit=None)
+        if reach is None
+        else _by_subaccount_from_trailing(master, span, reach, limit=None)
     )
     chunks = batched(found, 2000)
     rows = (
