@@ -1,5 +1,7 @@
 """SMTP submission: messages/s accepted with 8 concurrent smtplib clients on loopback (small messages,
-one recipient each), against `manage.py smtpd` running as its own process."""
+one recipient each), against `manage.py smtpd` running as its own process, then as two processes with the
+clients spread over them (as a TCP load balancer spreads connections; one process is one core's worth of
+Python, as one gunicorn worker is for HTTP)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from bench import common
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 8
 MESSAGES_PER_CLIENT = 150
+SERVER_PROCESSES = (1, 2)
 
 
 def free_port() -> int:
@@ -47,14 +50,14 @@ def bench_account():
     return master, secret
 
 
-def run_clients(port: int, credentials: tuple[str, str] | None) -> tuple[int, float, list[str]]:
+def run_clients(ports: list[int], credentials: tuple[str, str] | None) -> tuple[int, float, list[str]]:
     """CLIENTS smtplib clients at once, each sending MESSAGES_PER_CLIENT one after another on its own
-    connection: (messages accepted, seconds, errors)."""
+    connection, to the `ports` in turn: (messages accepted, seconds, errors)."""
     counts, errors = [0] * CLIENTS, []
 
     def client(index: int) -> None:
         try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            with smtplib.SMTP("127.0.0.1", ports[index % len(ports)], timeout=30) as smtp:
                 if credentials:
                     smtp.login(*credentials)
                 for n in range(MESSAGES_PER_CLIENT):
@@ -86,7 +89,7 @@ def sink_floor() -> float:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         wait_for_port(port)
-        sent, seconds, errors = run_clients(port, None)
+        sent, seconds, errors = run_clients([port], None)
     finally:
         sink.terminate()
         sink.wait(timeout=10)
@@ -94,24 +97,43 @@ def sink_floor() -> float:
     return sent / seconds
 
 
-def main() -> None:
-    common.progress("smtp: resetting the database")
-    common.reset_database()
-    master, secret = bench_account()
-    port = free_port()
+def serve_and_send(processes: int, credentials: tuple[str, str]) -> tuple[int, float, list[str]]:
+    """`processes` smtpd processes, each on its own port, and the clients spread over them."""
+    ports = [free_port() for _ in range(processes)]
     # As it runs in production: database connections kept by the worker threads (the API benchmark's
     # gunicorn gets the same), not opened for every message.
     env = {**os.environ, "REQUIRE_VERIFIED_SENDING_DOMAIN": "false", "SMTP_MAX_CONNECTIONS_PER_IP": "100",
            "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "600"}  # fmt: skip
-    server = subprocess.Popen([sys.executable, "manage.py", "smtpd", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "smtpd", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
     try:
-        wait_for_port(port)
-        sent, seconds, errors = run_clients(port, (master.public_id, secret))
+        for port in ports:
+            wait_for_port(port)
+        return run_clients(ports, credentials)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=10)
         common.purge_redis()
+
+
+def main() -> None:
+    common.progress("smtp: resetting the database")
+    common.reset_database()
+    master, secret = bench_account()
+    runs = {}
+    for processes in SERVER_PROCESSES:
+        common.progress(f"smtp: {CLIENTS} clients, {processes} server process(es)")
+        runs[processes] = serve_and_send(processes, (master.public_id, secret))
     common.progress("smtp: the sink's own rate")
     floor = sink_floor()
     print("## SMTP submission (`bench/smtp.py`)\n")
@@ -120,10 +142,14 @@ def main() -> None:
         + " Each accepted message is stored and enqueued (Redis) before the 250. The floor: the same"
         " clients against aiosmtpd's Sink in its own process (SMTP alone, nothing stored), in the same run.\n"
     )
-    common.aim(f"SMTP ingress, {CLIENTS} clients", f"{sent / seconds:,.0f} messages/s", "≥ 300 messages/s",
-               sent / seconds >= 300 and not errors, floor=f"{floor:,.0f} messages/s (sink)")  # fmt: skip
-    print(common.table(["clients", "messages", "seconds", "messages/s", "sink floor (messages/s)", "ratio", "aim", "errors"],
-                       [[CLIENTS, sent, f"{seconds:.1f}", f"{sent / seconds:,.0f}", f"{floor:,.0f}",
-                         f"{sent / seconds / floor:.2f}", "≥ 300 messages/s", len(errors)]]))  # fmt: skip
-    if errors:
-        print("Errors: " + "; ".join(errors[:3]) + "\n")
+    rows = []
+    for processes, (sent, seconds, errors) in runs.items():
+        rate = sent / seconds
+        common.aim(f"SMTP ingress, {CLIENTS} clients, {processes} server process(es)", f"{rate:,.0f} messages/s",
+                   "≥ 300 messages/s", rate >= 300 and not errors, floor=f"{floor:,.0f} messages/s (sink)")  # fmt: skip
+        rows.append([CLIENTS, processes, sent, f"{seconds:.1f}", f"{rate:,.0f}", f"{floor:,.0f}",
+                     f"{rate / floor:.2f}", "≥ 300 messages/s", len(errors)])  # fmt: skip
+        if errors:
+            print(f"Errors with {processes} process(es): " + "; ".join(errors[:3]) + "\n")
+    print(common.table(["clients", "server processes", "messages", "seconds", "messages/s",
+                        "sink floor (messages/s)", "ratio", "aim", "errors"], rows))  # fmt: skip

@@ -95,6 +95,13 @@ def _passes_through(name: str) -> bool:
     return lowered in SMTP_PASSTHROUGH or (lowered.startswith("x-") and not lowered.startswith("x-mc-"))
 
 
+def _passing_headers(message: EmailMessage) -> dict[str, str]:
+    """The headers that pass through, each parsed as `message.items()` would: only those (parsing every
+    header of the message through the policy was a fifth of an SMTP submission's time)."""
+    fetch = message.policy.header_fetch_parse
+    return {name: str(fetch(name, value)) for name, value in message.raw_items() if _passes_through(name)}
+
+
 def _attachments(message: EmailMessage) -> list[dict]:
     """Attachments, and the images the HTML shows by Content-ID (kept inline, named by their cid)."""
     found = []
@@ -125,7 +132,7 @@ def outgoing(
         subject=str(message.get("Subject", "")),
         text=_content_of(message.get_body(preferencelist=("plain",))),
         html=_content_of(message.get_body(preferencelist=("html",))),
-        headers={name: str(value) for name, value in message.items() if _passes_through(name)},
+        headers=_passing_headers(message),
         attachments=_attachments(message),
         tags=options.tags,
         metadata=options.metadata,

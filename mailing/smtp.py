@@ -25,6 +25,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from accounts import ratelimit
 from accounts.errors import AccountClosed, DomainError, UnknownSubaccount, ValidationError
 from accounts.models import Account
+from reseller.process_cache import TTLCache
 
 from . import raw
 from .keys import InvalidKey, authenticate_key
@@ -100,13 +101,27 @@ def refusal_for_error(exc: DomainError) -> Refusal:
     return Refusal(f"550 5.7.1 {exc.message}")
 
 
+# The accounts that logged in lately, by id, for API_KEY_CACHE_SECONDS: a client sends many messages on
+# one connection, and each would otherwise read its account again. A stale entry cannot send wrongly:
+# the accept path reads the sender's row again inside its transaction (deleted, renewed or closed since).
+authenticated_accounts: TTLCache[Account] = TTLCache(lambda: settings.API_KEY_CACHE_SECONDS)
+
+
+def _authenticated_account(sender: Sender) -> Account:
+    account = authenticated_accounts.get(sender.account_id)
+    if account is None:
+        try:
+            account = Account.objects.select_related("parent").get(pk=sender.account_id)
+        except Account.DoesNotExist:
+            raise Refusal("554 5.7.1 This account no longer exists") from None
+        authenticated_accounts.put(sender.account_id, account)
+    return account
+
+
 def submit(sender: Sender, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
     """Parse once, hand to the accept path, and say how it went in one SMTP reply."""
     message = raw.parse(data)
-    try:
-        authenticated = Account.objects.select_related("parent").get(pk=sender.account_id)
-    except Account.DoesNotExist:
-        raise Refusal("554 5.7.1 This account no longer exists") from None
+    authenticated = _authenticated_account(sender)
     try:
         options = raw.mc_options(message)
         account = resolve_sender(account=authenticated, subaccount_id=options.subaccount)

@@ -62,10 +62,12 @@ def _celery_eager_and_fresh_cache(request):
     from mailing.domains import forget_allowed_domains
     from mailing.keys import key_cache
     from mailing.sending import named_senders
+    from mailing.smtp import authenticated_accounts
 
     ratelimit.forget_all()
     key_cache.clear()
     named_senders.clear()
+    authenticated_accounts.clear()
     forget_allowed_domains()
     eager = "real_celery" not in request.keywords
     previous = celery_app.conf.task_always_eager

@@ -246,3 +246,45 @@ def test_connections_per_ip_are_limited(server, accounts, settings):
         with pytest.raises(smtplib.SMTPConnectError) as refused:
             smtplib.SMTP("127.0.0.1", server, timeout=10)
         assert refused.value.smtp_code == 421
+
+
+def test_a_connections_account_is_read_once_and_a_stale_copy_cannot_send(accounts):
+    # given: a subaccount that logged in, sending two messages on its connection
+    from django.test.utils import CaptureQueriesContext
+
+    from mailing import smtp
+    from mailing.smtp import Refusal, Sender, submit
+
+    sender = Sender(account_id=accounts["sub"].pk, username="shop")
+    data = _email().as_bytes()
+    with CaptureQueriesContext(connection) as queries:
+        submit(sender, "orders@shop.test", ["a@example.test"], data)
+        submit(sender, "orders@shop.test", ["b@example.test"], data)
+    # then: the login's account (with its master) was read for the first message only
+    logins = [q for q in queries.captured_queries if 'FROM "accounts_account" LEFT OUTER JOIN' in q["sql"]]
+    assert len(logins) == 1
+    assert Message.objects.filter(account=accounts["sub"]).count() == 2
+    # when: the account is closed meanwhile, its cached copy still open
+    Account.objects.filter(pk=accounts["sub"].pk).update(status=Account.Status.CLOSED)
+    assert smtp.authenticated_accounts.get(accounts["sub"].pk).status == Account.Status.ACTIVE
+    with pytest.raises(Refusal):
+        submit(sender, "orders@shop.test", ["c@example.test"], data)
+    # then: nothing more was stored
+    assert Message.objects.filter(account=accounts["sub"]).count() == 2
+
+
+def test_only_the_headers_that_pass_through_are_kept_each_as_parsed():
+    from mailing import raw
+
+    message = raw.parse(
+        b"From: Shop <orders@shop.test>\r\nTo: a@example.test\r\nSubject: =?utf-8?q?Caf=C3=A9?=\r\n"
+        b"X-Campaign: =?utf-8?q?No=C3=ABl?=\r\nReply-To: help@shop.test\r\nReceived: from somewhere\r\n"
+        b"X-Repeated: one\r\nX-Repeated: two\r\n\r\nHello\r\n"
+    )
+    outgoing = raw.outgoing(message, envelope_from="orders@shop.test", recipients=["a@example.test"],
+                            options=raw.McOptions())  # fmt: skip
+    assert outgoing.headers == {"X-Campaign": "Noël", "Reply-To": "help@shop.test", "X-Repeated": "two"}
+    assert outgoing.headers == {
+        name: str(value) for name, value in message.items() if raw._passes_through(name)
+    }
+    assert outgoing.subject == "Café"
