@@ -60,6 +60,22 @@ def _vacuum() -> None:
         cursor.execute("VACUUM ANALYZE")
 
 
+def _fold_state(master) -> str:
+    """How much of today the overview still reads from hours: those since the hourly fold, if any."""
+    try:
+        from accounts import rollup
+    except ImportError:
+        return ""
+    reach = rollup.trailing_for(rollup.today_utc())
+    if reach is None or not hasattr(reach, "hours_until"):
+        return ""
+    recent = master.billed_usage.filter(window="hour", start__gte=reach.hours_until).count()
+    return (
+        f"; today's hours up to {reach.hours_until:%H:%M} UTC folded in, so {recent:,} hourly rows since are read"
+        " from the hours (at most an hour and FOLD_GRACE's worth in production)"
+    )
+
+
 def _roll_up() -> tuple[int, float] | None:
     """Run the daily rollup as beat would (None where this version of the code has none)."""
     try:
@@ -234,7 +250,8 @@ def main() -> None:
     if rolled_up is not None:
         print(
             f"The daily rollup (`accounts.tasks.roll_up_usage`, as beat runs it) was run first: "
-            f"{rolled_up[0]} closed days rolled up and the 7/30/90-day trailing figures built in {rolled_up[1]:.1f} s.\n"
+            f"{rolled_up[0]} closed days rolled up and the 7/30/90-day trailing figures built in {rolled_up[1]:.1f} s"
+            f"{_fold_state(master)}.\n"
         )
     print(
         common.table(["page", "SQL queries", "median server time (ms)", "× floor", "aim (ms)", "aim"], rows)

@@ -416,44 +416,42 @@ def test_the_trailing_figures_hold_one_row_per_account_and_preset():
 @pytest.mark.django_db(transaction=True)
 def test_a_late_write_to_todays_hour_racing_the_fold_is_counted_exactly_once():
     # given: an hour of this morning counted late, many times over, while the rollup folds the morning
-    now = datetime.now(UTC)
-    if now.hour < 2:
-        pytest.skip("needs a closed hour of today at least FOLD_GRACE old: run after 02:00 UTC")
-    master = MasterFactory()
-    shop = SubaccountFactory(parent=master)
-    morning = now.replace(hour=0, minute=10, second=0, microsecond=0)
-    _hour(shop, quota.hour_start(morning), sent=100)
-    rollup.roll_up_closed_days(now=now - timedelta(hours=now.hour), lookback_days=2)  # built, nothing folded
-    errors = []
+    # (the clock set to 10:30 and ticking, in every thread)
+    with time_machine.travel(NOW, tick=True):
+        master = MasterFactory()
+        shop = SubaccountFactory(parent=master)
+        morning = MIDNIGHT + timedelta(minutes=10)
+        _hour(shop, quota.hour_start(morning), sent=100)
+        rollup.roll_up_closed_days(now=MIDNIGHT + timedelta(minutes=1), lookback_days=2)  # built, none folded
+        errors = []
 
-    def count_late():
-        try:
-            for _ in range(20):
-                quota.count_outcome(account=shop, outcome="delivered", n=1, now=morning)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        def count_late():
+            try:
+                for _ in range(20):
+                    quota.count_outcome(account=shop, outcome="delivered", n=1, now=morning)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            finally:
+                connection.close()
 
-    def fold():
-        try:
-            rollup.roll_up_closed_days(now=now, lookback_days=2)
-        except Exception as exc:  # pragma: no cover
-            errors.append(exc)
-        finally:
-            connection.close()
+        def fold():
+            try:
+                rollup.roll_up_closed_days(lookback_days=2)
+            except Exception as exc:  # pragma: no cover
+                errors.append(exc)
+            finally:
+                connection.close()
 
-    threads = [threading.Thread(target=count_late), threading.Thread(target=fold)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    # then: the trailing figures say what the hour says
-    assert not errors
-    assert (
-        Usage.objects.get(account=shop, window=Usage.Window.HOUR, start=quota.hour_start(morning)).delivered
-        == 20
-    )
-    for days in rollup.TRAILING_DAYS:
-        assert TrailingUsage.objects.get(account=shop, days=days).delivered == 20
-    assert DailyUsage.objects.get(billed_to=master, day=now.date()).delivered == 20
+        threads = [threading.Thread(target=count_late), threading.Thread(target=fold)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # then: the morning was folded, and the trailing figures and today's row say what the hour says
+        assert not errors
+        assert rollup.trailing_for(MIDNIGHT.date()).hours_until == MIDNIGHT + timedelta(hours=10)
+        hour = Usage.objects.get(account=shop, window=Usage.Window.HOUR, start=quota.hour_start(morning))
+        assert hour.delivered == 20
+        for days in rollup.TRAILING_DAYS:
+            assert TrailingUsage.objects.get(account=shop, days=days).delivered == 20
+        assert DailyUsage.objects.get(billed_to=master, day=MIDNIGHT.date()).delivered == 20
