@@ -5,6 +5,7 @@ so both ways in answer alike ("exactly as if it were sent through SMTP", Mandril
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from dataclasses import dataclass, field
 from email import policy
@@ -35,8 +36,31 @@ class McOptions:
     url_strip_qs: bool = False  # X-MC-URLStripQS: true
 
 
+# Headers longer than this are parsed every time rather than kept (a hostile client's could be megabytes).
+CACHED_HEADER_CHARS = 998
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_header(name: str, value: str):
+    return policy.default.header_fetch_parse(name, value)
+
+
+class _KeepingPolicy(policy.EmailPolicy):
+    """`policy.default`, but a header already parsed (by name and value) is not parsed again: reading a
+    submission asks for its Content-Type and the like a dozen times, and most messages carry the same
+    ones. A parsed header is an immutable string, so one may be handed to every message."""
+
+    def header_fetch_parse(self, name, value):
+        if hasattr(value, "name") or len(value) > CACHED_HEADER_CHARS:
+            return super().header_fetch_parse(name, value)
+        return _parsed_header(name, value)
+
+
+POLICY = _KeepingPolicy()
+
+
 def parse(data: bytes) -> EmailMessage:
-    return BytesParser(policy=policy.default).parsebytes(data)
+    return BytesParser(policy=POLICY).parsebytes(data)
 
 
 def mc_options(message: EmailMessage) -> McOptions:

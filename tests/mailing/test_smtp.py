@@ -288,3 +288,20 @@ def test_only_the_headers_that_pass_through_are_kept_each_as_parsed():
         name: str(value) for name, value in message.items() if raw._passes_through(name)
     }
     assert outgoing.subject == "Café"
+
+
+def test_a_header_seen_before_is_not_parsed_again_unless_it_is_long():
+    from mailing import raw
+
+    raw._parsed_header.cache_clear()
+    long_subject = "x" * (raw.CACHED_HEADER_CHARS + 1)
+    first, second = (
+        raw.parse(f"Content-Type: text/plain; charset=utf-8\r\nSubject: {subject}\r\n\r\nHi\r\n".encode())
+        for subject in ("Hello", long_subject)
+    )
+    assert first["Content-Type"] is second["Content-Type"]  # one parse, shared: header values are immutable
+    assert first.get_content_type() == "text/plain" and first.get_param("charset") == "utf-8"
+    assert str(first["Subject"]) == "Hello"
+    kept = raw._parsed_header.cache_info().currsize
+    assert str(second["Subject"]) == long_subject
+    assert raw._parsed_header.cache_info().currsize == kept  # parsed, not kept
