@@ -1,7 +1,7 @@
 """SMTP submission: messages/s accepted with 8 concurrent smtplib clients on loopback (small messages,
-one recipient each), against `manage.py smtpd` running as its own process, then as two processes with the
-clients spread over them (as a TCP load balancer spreads connections; one process is one core's worth of
-Python, as one gunicorn worker is for HTTP)."""
+one recipient each), against `manage.py smtpd` running as its own process, then with `--processes 2`: two
+server processes sharing the port, the kernel spreading connections among them (one process is one core's
+worth of Python, as one gunicorn worker is for HTTP)."""
 
 from __future__ import annotations
 
@@ -97,32 +97,35 @@ def sink_floor() -> float:
     return sent / seconds
 
 
+def _wait_for_listeners(port: int, count: int, seconds: float = 30) -> None:
+    """Until `count` sockets listen on the port (the siblings of `--processes` start one by one)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        if len(listening.splitlines()) >= count:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"fewer than {count} processes listen on {port}")
+
+
 def serve_and_send(processes: int, credentials: tuple[str, str]) -> tuple[int, float, list[str]]:
-    """`processes` smtpd processes, each on its own port, and the clients spread over them."""
-    ports = [free_port() for _ in range(processes)]
+    """`manage.py smtpd --processes N`: N server processes sharing one port, and the clients."""
+    port = free_port()
     # As it runs in production: database connections kept by the worker threads (the API benchmark's
     # gunicorn gets the same), not opened for every message.
     env = {**os.environ, "REQUIRE_VERIFIED_SENDING_DOMAIN": "false", "SMTP_MAX_CONNECTIONS_PER_IP": "100",
            "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "600"}  # fmt: skip
-    servers = [
-        subprocess.Popen(
-            [sys.executable, "manage.py", "smtpd", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "smtpd", "--port", str(port), "--processes", str(processes)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
-        for port in ports:
-            wait_for_port(port)
-        return run_clients(ports, credentials)
+        wait_for_port(port)
+        _wait_for_listeners(port, processes)
+        return run_clients([port], credentials)
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=10)
+        server.terminate()
+        server.wait(timeout=20)
         common.purge_redis()
 
 

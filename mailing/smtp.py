@@ -242,13 +242,35 @@ class SubmissionSMTP(SMTP):
 
 
 class SubmissionController(Controller):
-    """One server: its connection counts are its own (per process; a load balancer limits globally)."""
+    """One server: its connection counts are its own (per process; a load balancer limits globally).
+    With `reuse_port`, sibling processes listen on the same port and the kernel spreads connections
+    among them (SO_REUSEPORT), as gunicorn's workers share theirs: one process per core."""
 
-    def __init__(self, *args, executor: ThreadPoolExecutor, **kwargs):
+    # With siblings on the port, the kernel may hand the start-up probe to one of them: probe again.
+    START_PROBES = 50
+
+    def __init__(self, *args, executor: ThreadPoolExecutor, reuse_port: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.executor = executor
+        self.reuse_port = reuse_port
         self.connections: Counter = Counter()
         self.lock = threading.Lock()
+
+    def _create_server(self):
+        # aiosmtpd's own, plus reuse_port (its subclasses are meant to override this).
+        return self.loop.create_server(
+            self._factory_invoker,
+            host=self.hostname,
+            port=self.port,
+            ssl=self.ssl_context,
+            reuse_port=self.reuse_port or None,
+        )
+
+    def _trigger_server(self):
+        for _ in range(self.START_PROBES if self.reuse_port else 1):
+            super()._trigger_server()
+            if self._factory_invoked.wait(0.05):
+                return
 
     def stop(self, *args, **kwargs):
         super().stop(*args, **kwargs)
@@ -269,7 +291,9 @@ class SubmissionController(Controller):
         return SubmissionSMTP(self.handler, connections=self.connections, lock=self.lock, **self.SMTP_kwargs)
 
 
-def build_controller(*, hostname: str, port: int, tls_context=None, require_tls_for_auth: bool) -> Controller:
+def build_controller(
+    *, hostname: str, port: int, tls_context=None, require_tls_for_auth: bool, reuse_port: bool = False
+) -> Controller:
     executor = ThreadPoolExecutor(max_workers=settings.SMTP_WORKER_THREADS, thread_name_prefix="smtp-db")
     if not require_tls_for_auth:
         # The embedded default on loopback, chosen knowingly (production refuses to start without TLS).
@@ -277,6 +301,7 @@ def build_controller(*, hostname: str, port: int, tls_context=None, require_tls_
     return SubmissionController(
         SubmissionHandler(executor),
         executor=executor,
+        reuse_port=reuse_port,
         hostname=hostname,
         port=port,
         authenticator=Authenticator(executor),

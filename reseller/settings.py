@@ -408,6 +408,8 @@ SMTP_MAX_MESSAGE_BYTES = env.int("SMTP_MAX_MESSAGE_BYTES", default=25 * 1024 * 1
 SMTP_MAX_RECIPIENTS = env.int("SMTP_MAX_RECIPIENTS", default=100)
 SMTP_MAX_CONNECTIONS_PER_IP = env.int("SMTP_MAX_CONNECTIONS_PER_IP", default=20)
 SMTP_FAILED_AUTH_PER_MINUTE = env.int("SMTP_FAILED_AUTH_PER_MINUTE", default=10)
+# Server processes sharing the SMTP port (`manage.py smtpd --processes`): one per core in production.
+SMTP_PROCESSES = env.int("SMTP_PROCESSES", default=1)
 # SMTP_WORKER_THREADS is set with the database, whose pool it sizes.
 
 # --- Operations ------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def test_over_quota_is_refused_at_data_and_nothing_is_queued(server, accounts):
 
 
 def test_a_paused_account_is_accepted_and_held(server, accounts):
-    Account.objects.filter(pk=accounts["sub"].pk).update(status=Account.Status.PAUSED)
+    Account.objects.filter(pk=accounts["sub"].pk).update(status=Account.Status.PAUSED, monthly_limit=1000)
     _send(server, "shop", accounts["sub_key"], _email())
     assert Message.objects.get().status == Message.Status.HELD
 
@@ -305,3 +305,48 @@ def test_a_header_seen_before_is_not_parsed_again_unless_it_is_long():
     kept = raw._parsed_header.cache_info().currsize
     assert str(second["Subject"]) == long_subject
     assert raw._parsed_header.cache_info().currsize == kept  # parsed, not kept
+
+
+@requires_postgres()  # the servers are other processes: they need the test database by its name
+def test_several_server_processes_share_the_port_and_stop_together(accounts):
+    # given: `smtpd --processes 2` on one port, for an account whose mail is held (nothing to deliver)
+    import os
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.conf import settings
+
+    Account.objects.filter(pk=accounts["sub"].pk).update(status=Account.Status.PAUSED, monthly_limit=1000)
+    port = free_port()
+    database = settings.DATABASES["default"]
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_CURRENT_TEST")} | {
+        "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL or "", "LOG_LEVEL": "WARNING",
+        "REQUIRE_VERIFIED_SENDING_DOMAIN": "false",
+    }  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen([sys.executable, "manage.py", "smtpd", "--port", str(port), "--processes", "2"],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+    def listeners() -> int:
+        found = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+        return len(found.stdout.splitlines())
+
+    try:
+        deadline = time.monotonic() + 60
+        while listeners() < 2 and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+        assert listeners() == 2, (
+            server.stderr.read().decode() if server.poll() is not None else "not listening"
+        )
+        # when: twelve connections, each with one message
+        for n in range(12):
+            _send(port, "shop", accounts["sub_key"], _email(to=f"client{n}@example.test"))
+    finally:
+        server.terminate()
+        exit_code = server.wait(timeout=30)
+    # then: every message was taken, and SIGTERM stopped both servers cleanly
+    assert Message.objects.filter(account=accounts["sub"], status=Message.Status.HELD).count() == 12
+    assert exit_code == 0
+    assert listeners() == 0
