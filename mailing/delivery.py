@@ -56,7 +56,7 @@ def claim(message_ids: list[int], *, now: datetime | None = None) -> list[Messag
     )
     return list(
         Message.objects.filter(claim=token, status=Message.Status.SENDING)
-        .select_related("account")
+        .select_related("account", "content")
         .order_by("pk")
     )
 

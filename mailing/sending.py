@@ -2,8 +2,8 @@
 
 `resolve_sender` decides who sends; `accept_messages` decides what is accepted.
 
-Accepting is one transaction: lock-free quota reservation (accounts/quota.py), one Message per recipient,
-delivery enqueued after commit. Over quota, the whole call is rejected and nothing is stored or counted.
+Accepting is one transaction: lock-free quota reservation (accounts/quota.py), each distinct body stored
+once (mailing/bodies.py), one Message per recipient pointing at it, delivery enqueued after commit. Over quota, the whole call is rejected and nothing is stored or counted.
 What was answered `queued` is in the database before the answer is given, so a broker outage delays
 delivery (the sweep re-enqueues) but never loses mail.
 """
@@ -25,7 +25,7 @@ from accounts.quota import count_outcome, reserve_quota
 from reseller import metrics
 from reseller.process_cache import TTLCache
 
-from . import content, idempotency
+from . import bodies, content, idempotency
 from .checks import check_identity, check_storable, is_valid_address
 from .deliverability import suppression
 from .domains import may_send_from
@@ -301,8 +301,9 @@ def _store(
     held = account.status == Account.Status.PAUSED
     scheduled = message.send_at is not None and message.send_at > now
     status = Message.Status.SCHEDULED if scheduled else Message.Status.HELD if held else Message.Status.QUEUED
+    content_ids = bodies.store(account.pk, _bodies(draft, recipients), now=now)
     rows = Message.objects.bulk_create(_rows(account=account, draft=draft, recipients=recipients,
-                                             status=status, now=now))  # fmt: skip
+                                             content_ids=content_ids, status=status, now=now))  # fmt: skip
     answer = [
         RecipientResult(
             email=row.to_email,
@@ -323,11 +324,39 @@ def _store(
     return answer
 
 
+def _bodies(draft: Draft, recipients: list[Recipient]) -> list[bodies.Body]:
+    """Each recipient's body: the call's own, or the recipient's merged one (the headers and attachments
+    are the call's either way, the attachments hashed once)."""
+    message, rendered = draft.message, draft.rendered
+    shared = bodies.body(
+        text=message.text, html=message.html, headers=message.headers, attachments=message.attachments
+    )
+    if not rendered:
+        return [shared] * len(recipients)
+    return [
+        bodies.body(
+            text=rendered[r.email].text,
+            html=rendered[r.email].html,
+            headers=message.headers,
+            attachments=message.attachments,
+            attachments_hash=shared.attachments_digest,
+        )
+        for r in recipients
+    ]
+
+
 def _rows(
-    *, account: Account, draft: Draft, recipients: list[Recipient], status: str, now: datetime
+    *,
+    account: Account,
+    draft: Draft,
+    recipients: list[Recipient],
+    content_ids: list[int],
+    status: str,
+    now: datetime,
 ) -> list[Message]:
-    """One Message per recipient. What is the same for every recipient (everything, unless the message
-    is merged per recipient) is worked out once per call: the subject line and the links to track."""
+    """One Message per recipient, pointing at its stored body. What is the same for every recipient
+    (everything, unless the message is merged per recipient) is worked out once per call: the subject
+    line and the links to track."""
     message, rendered = draft.message, draft.rendered
     scheduled = status == Message.Status.SCHEDULED
     shown_to, shown_cc = _shown_recipients(message)
@@ -340,7 +369,8 @@ def _rows(
         else []
     )
     rows = []
-    for recipient, public_id in zip(recipients, draft.public_ids_for(recipients), strict=True):
+    public_ids = draft.public_ids_for(recipients)
+    for recipient, public_id, content_id in zip(recipients, public_ids, content_ids, strict=True):
         html = rendered[recipient.email].html if rendered else message.html
         text = rendered[recipient.email].text if rendered else message.text
         if not track_clicks:
@@ -359,10 +389,7 @@ def _rows(
                 to_name=recipient.name,
                 to_type=recipient.type,
                 subject=shared_subject if shared_subject is not None else draft.subject_for(recipient),
-                text=text,
-                html=html,
-                headers=message.headers,
-                attachments=message.attachments,
+                content_id=content_id,
                 tags=message.tags,
                 metadata={**message.metadata, **message.recipient_metadata.get(recipient.email, {})},
                 template=message.template,

@@ -1,0 +1,155 @@
+"""Message bodies, stored once (MessageContent, content-addressed per account): `store` gives the accept
+path an id for each of a call's bodies, inserting those the account has not stored yet, and
+`purge_unused` deletes the contents no message and no archived copy points at any more.
+
+The two race: an accept may reuse a content that the purge has just found unused. Nothing in the
+database stops it (Message.content has no foreign-key constraint: mailing/models.py says why), so the
+two take row locks, as a foreign-key check would, but once per content rather than once per recipient:
+
+- `store` inserts with ON CONFLICT DO NOTHING, which returns the contents it created: those the purge
+  cannot see before they are committed, and then with the messages that point at them. A content that
+  already existed it reads with FOR KEY SHARE, held until the accept commits. Such locks do not conflict
+  with each other, so concurrent sends of the same body do not wait for one another. A content the purge
+  deleted meanwhile is not found; `store` then inserts it again.
+- `purge_unused` locks its candidates FOR UPDATE SKIP LOCKED (passing over those an accept holds), then
+  checks again, in a new statement and so with a fresh snapshot, that nothing points at them before
+  deleting them: an accept that locked one before the purge did has committed by then, and its messages
+  are seen. It also leaves contents younger than GRACE alone, in case of a writer that does not lock.
+
+On SQLite there are no row locks and none are needed: writers take turns on the whole database, and
+`store` writes (its insert) before it reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from .models import ArchivedMessage, Message, MessageContent, attachments_digest, content_digest
+
+GRACE = timedelta(hours=1)
+PURGE_BATCH = 1000
+ATTEMPTS = 3  # a content deleted under `store` twice in a row is already unlikely
+COLUMNS = ("account_id", "digest", "text", "html", "headers", "attachments", "created_at")
+
+
+@dataclass(frozen=True)
+class Body:
+    """One body as a message carries it; `digest` names it among the account's contents."""
+
+    text: str
+    html: str
+    headers: dict
+    attachments: list
+    attachments_digest: str = field(repr=False)
+
+    @property
+    def digest(self) -> str:
+        return content_digest(
+            text=self.text, html=self.html, headers=self.headers, attachments_digest=self.attachments_digest
+        )
+
+
+def body(
+    *, text: str, html: str, headers: dict, attachments: list, attachments_hash: str | None = None
+) -> Body:
+    """A Body; `attachments_hash` (attachments_digest of the same list) spares hashing large attachments
+    again for each recipient of a merged call."""
+    return Body(text, html, headers, attachments, attachments_hash or attachments_digest(attachments))
+
+
+def store(account_id: int, bodies: list[Body], *, now: datetime) -> list[int]:
+    """The content id of each body (in order), storing the account's new ones. Inside the accept's
+    transaction: the contents it reuses stay locked until it commits (see the module's docstring)."""
+    by_digest = {each.digest: each for each in bodies}
+    ids: dict[str, int] = {}
+    for _ in range(ATTEMPTS):
+        ids |= _insert(account_id, [b for d, b in by_digest.items() if d not in ids], now=now)
+        rest = [digest for digest in by_digest if digest not in ids]
+        if rest:
+            ids |= _existing(account_id, rest)
+        if len(ids) == len(by_digest):
+            return [ids[each.digest] for each in bodies]
+    raise RuntimeError("Message contents kept disappearing while being stored")  # pragma: no cover
+
+
+def _insert(account_id: int, bodies: dict | list[Body], *, now: datetime) -> dict[str, int]:
+    """INSERT … ON CONFLICT DO NOTHING: the ids of the contents created (a conflicting one is not
+    returned, and no lock is taken on it)."""
+    if not bodies:
+        return {}
+    meta = MessageContent._meta
+    headers, attachments, created_at = (
+        meta.get_field(name) for name in ("headers", "attachments", "created_at")
+    )
+    created = created_at.get_db_prep_save(now, connection)
+    params = []
+    for each in bodies:
+        params += [
+            account_id,
+            each.digest,
+            each.text,
+            each.html,
+            headers.get_db_prep_save(each.headers, connection),
+            attachments.get_db_prep_save(each.attachments, connection),
+            created,
+        ]
+    row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+    sql = (
+        f"INSERT INTO {_table()} ({', '.join(COLUMNS)}) VALUES {', '.join([row] * len(bodies))} "  # nosec B608: our table and columns
+        "ON CONFLICT (account_id, digest) DO NOTHING RETURNING digest, id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+
+def _existing(account_id: int, digests: list[str]) -> dict[str, int]:
+    """The ids of contents the account has already, locked FOR KEY SHARE (PostgreSQL) until commit."""
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"SELECT digest, id FROM {_table()} WHERE account_id = %s "  # nosec B608: our table; values are parameters
+        f"AND digest IN ({', '.join(['%s'] * len(digests))}){lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [account_id, *digests])
+        return dict(cursor.fetchall())
+
+
+def _table() -> str:
+    return connection.ops.quote_name(MessageContent._meta.db_table)
+
+
+def _unused():
+    """Contents no message and no archived copy points at."""
+    return MessageContent.objects.filter(
+        ~Exists(Message.objects.filter(content_id=OuterRef("pk"))),
+        ~Exists(ArchivedMessage.objects.filter(content_id=OuterRef("pk"))),
+    )
+
+
+def purge_unused(*, now: datetime | None = None) -> int:
+    """Delete the contents nothing points at any more (after the archive's purge, and messages' when they
+    get one), older than GRACE, a batch per transaction; how many went."""
+    cutoff = (now or timezone.now()) - GRACE
+    purged = 0
+    while True:
+        with transaction.atomic():
+            candidates = list(
+                _unused()
+                .filter(created_at__lt=cutoff)
+                .select_for_update(skip_locked=True)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:PURGE_BATCH]
+            )
+            if not candidates:
+                return purged
+            # Again, with this statement's fresh snapshot: see the module's docstring.
+            deleted, _ = _unused().filter(pk__in=candidates).delete()
+        purged += deleted
+        if len(candidates) < PURGE_BATCH:
+            return purged
