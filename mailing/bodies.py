@@ -39,27 +39,25 @@ COLUMNS = ("account_id", "digest", "text", "html", "headers", "attachments", "cr
 
 @dataclass(frozen=True)
 class Body:
-    """One body as a message carries it; `digest` names it among the account's contents."""
+    """One body as a message carries it; `digest` names it among the account's contents (`body` makes
+    one with its digests)."""
 
     text: str
     html: str
     headers: dict
     attachments: list
     attachments_digest: str = field(repr=False)
-
-    @property
-    def digest(self) -> str:
-        return content_digest(
-            text=self.text, html=self.html, headers=self.headers, attachments_digest=self.attachments_digest
-        )
+    digest: str = field(repr=False)
 
 
 def body(
     *, text: str, html: str, headers: dict, attachments: list, attachments_hash: str | None = None
 ) -> Body:
-    """A Body; `attachments_hash` (attachments_digest of the same list) spares hashing large attachments
-    again for each recipient of a merged call."""
-    return Body(text, html, headers, attachments, attachments_hash or attachments_digest(attachments))
+    """A Body and its digest; `attachments_hash` (attachments_digest of the same list) spares hashing
+    large attachments again for each recipient of a merged call."""
+    attachments_hash = attachments_hash or attachments_digest(attachments)
+    digest = content_digest(text=text, html=html, headers=headers, attachments_digest=attachments_hash)
+    return Body(text, html, headers, attachments, attachments_hash, digest)
 
 
 def store(account_id: int, bodies: list[Body], *, now: datetime) -> list[int]:
