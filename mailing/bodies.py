@@ -8,7 +8,8 @@ two take row locks, as a foreign-key check would, but once per content rather th
 
 - `store` inserts with ON CONFLICT DO NOTHING, which returns the contents it created: those the purge
   cannot see before they are committed, and then with the messages that point at them. A content that
-  already existed it reads with FOR KEY SHARE, held until the accept commits. Such locks do not conflict
+  already existed it reads with FOR KEY SHARE, in the same statement, the lock held until the accept
+  commits. Such locks do not conflict
   with each other, so concurrent sends of the same body do not wait for one another. A content the purge
   deleted meanwhile is not found; `store` then inserts it again.
 - `purge_unused` locks its candidates FOR UPDATE SKIP LOCKED (passing over those an accept holds), then
@@ -66,27 +67,41 @@ def store(account_id: int, bodies: list[Body], *, now: datetime) -> list[int]:
     by_digest = {each.digest: each for each in bodies}
     ids: dict[str, int] = {}
     for _ in range(ATTEMPTS):
-        ids |= _insert(account_id, [b for d, b in by_digest.items() if d not in ids], now=now)
-        rest = [digest for digest in by_digest if digest not in ids]
-        if rest:
-            ids |= _existing(account_id, rest)
+        ids |= _insert_or_find(account_id, [b for d, b in by_digest.items() if d not in ids], now=now)
         if len(ids) == len(by_digest):
             return [ids[each.digest] for each in bodies]
     raise RuntimeError("Message contents kept disappearing while being stored")  # pragma: no cover
 
 
-def _insert(account_id: int, bodies: dict | list[Body], *, now: datetime) -> dict[str, int]:
-    """INSERT … ON CONFLICT DO NOTHING: the ids of the contents created (a conflicting one is not
-    returned, and no lock is taken on it)."""
-    if not bodies:
-        return {}
+def _insert_or_find(account_id: int, pending: list[Body], *, now: datetime) -> dict[str, int]:
+    """The ids of `pending`'s contents: inserted (ON CONFLICT DO NOTHING: a conflicting one is neither
+    returned nor locked) or found among the account's, found ones locked FOR KEY SHARE on PostgreSQL.
+    A body found by neither (deleted by the purge under our lock, or committed by another accept after
+    this statement began) is left for `store`'s next attempt."""
+    insert, insert_params = _insert_sql(account_id, pending, now=now)
+    digests = [each.digest for each in pending]
+    if connection.vendor == "postgresql":
+        # One round trip. The statement's snapshot does not see what its own insert adds, so each body
+        # is either created or existing, never both.
+        find, find_params = _find_sql(account_id, digests)
+        sql = (
+            f"WITH created AS ({insert}), existing AS ({find} FOR KEY SHARE) "
+            "SELECT digest, id FROM created UNION ALL SELECT digest, id FROM existing"
+        )
+        return _rows(sql, insert_params + find_params)
+    created = _rows(insert, insert_params)
+    rest = [digest for digest in digests if digest not in created]
+    return created | (_rows(*_find_sql(account_id, rest)) if rest else {})
+
+
+def _insert_sql(account_id: int, pending: list[Body], *, now: datetime) -> tuple[str, list]:
     meta = MessageContent._meta
     headers, attachments, created_at = (
         meta.get_field(name) for name in ("headers", "attachments", "created_at")
     )
     created = created_at.get_db_prep_save(now, connection)
     params = []
-    for each in bodies:
+    for each in pending:
         params += [
             account_id,
             each.digest,
@@ -98,23 +113,23 @@ def _insert(account_id: int, bodies: dict | list[Body], *, now: datetime) -> dic
         ]
     row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
     sql = (
-        f"INSERT INTO {_table()} ({', '.join(COLUMNS)}) VALUES {', '.join([row] * len(bodies))} "  # nosec B608: our table and columns
+        f"INSERT INTO {_table()} ({', '.join(COLUMNS)}) VALUES {', '.join([row] * len(pending))} "  # nosec B608: our table and columns
         "ON CONFLICT (account_id, digest) DO NOTHING RETURNING digest, id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return dict(cursor.fetchall())
+    return sql, params
 
 
-def _existing(account_id: int, digests: list[str]) -> dict[str, int]:
-    """The ids of contents the account has already, locked FOR KEY SHARE (PostgreSQL) until commit."""
-    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+def _find_sql(account_id: int, digests: list[str]) -> tuple[str, list]:
     sql = (
         f"SELECT digest, id FROM {_table()} WHERE account_id = %s "  # nosec B608: our table; values are parameters
-        f"AND digest IN ({', '.join(['%s'] * len(digests))}){lock}"
+        f"AND digest IN ({', '.join(['%s'] * len(digests))})"
     )
+    return sql, [account_id, *digests]
+
+
+def _rows(sql: str, params: list) -> dict[str, int]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, [account_id, *digests])
+        cursor.execute(sql, params)
         return dict(cursor.fetchall())
 
 
