@@ -85,7 +85,7 @@ def _insert_or_find(account_id: int, pending: list[Body], *, now: datetime) -> d
         # is either created or existing, never both.
         find, find_params = _find_sql(account_id, digests)
         sql = (
-            f"WITH created AS ({insert}), existing AS ({find} FOR KEY SHARE) "
+            f"WITH created AS ({insert}), existing AS ({find} FOR KEY SHARE) "  # nosec B608: our statements
             "SELECT digest, id FROM created UNION ALL SELECT digest, id FROM existing"
         )
         return _rows(sql, insert_params + find_params)
