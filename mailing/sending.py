@@ -3,9 +3,10 @@
 `resolve_sender` decides who sends; `accept_messages` decides what is accepted.
 
 Accepting is one transaction: lock-free quota reservation (accounts/quota.py), each distinct body stored
-once (mailing/bodies.py), one Message per recipient pointing at it, delivery enqueued after commit. Over quota, the whole call is rejected and nothing is stored or counted.
-What was answered `queued` is in the database before the answer is given, so a broker outage delays
-delivery (the sweep re-enqueues) but never loses mail.
+once (mailing/bodies.py), one Message per recipient pointing at it, delivery enqueued after commit. Over
+quota, the whole call is rejected and nothing is stored or counted. What was answered `queued` is in the
+database before the answer is given, so a broker outage delays delivery (the sweep re-enqueues) but never
+loses mail.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from mailing import archive, bodies, bulk, selectors
+from mailing import archive, bodies, bulk, delivery, selectors
 from mailing.api.objects import message_content
 from mailing.models import ArchivedMessage, Message, MessageContent, Suppression
 from mailing.sending import OutgoingMessage, Recipient, accept_messages
@@ -117,6 +117,15 @@ def test_delivery_the_archive_and_messages_content_read_the_body(
     answer = message_content(selectors.message_of(sub, sent.public_id))
     assert (answer["text"], answer["html"], answer["headers"]) == ("Thanks", "<p>Thanks</p>", sent.headers)
     assert answer["attachments"] == [PDF] and answer["images"] == []
+
+
+def test_delivery_reads_a_body_its_batch_shares_once(django_assert_num_queries):
+    sub = SubaccountFactory()
+    accept_messages(account=sub, message=_message(3))
+    claimed = delivery.claim(list(Message.objects.filter(account=sub).values_list("pk", flat=True)))
+    assert len(claimed) == 3 and len({id(m.content) for m in claimed}) == 1
+    with django_assert_num_queries(0):
+        assert [m.attachments for m in claimed] == [[PDF]] * 3
 
 
 def test_the_frozen_digest_of_the_migration_is_the_models():
