@@ -8,14 +8,14 @@ two take row locks, as a foreign-key check would, but once per content rather th
 
 - `store` inserts with ON CONFLICT DO NOTHING, which returns the contents it created: those the purge
   cannot see before they are committed, and then with the messages that point at them. A content that
-  already existed it reads with FOR KEY SHARE, in the same statement, the lock held until the accept
-  commits. Such locks do not conflict
-  with each other, so concurrent sends of the same body do not wait for one another. A content the purge
-  deleted meanwhile is not found; `store` then inserts it again.
+  already existed it reads FOR KEY SHARE (in the same statement), the lock held until the accept
+  commits; such locks do not conflict with each other, so concurrent sends of the same body do not wait
+  for one another. A content the purge deleted meanwhile is not found, and `store` inserts it again.
 - `purge_unused` locks its candidates FOR UPDATE SKIP LOCKED (passing over those an accept holds), then
   checks again, in a new statement and so with a fresh snapshot, that nothing points at them before
-  deleting them: an accept that locked one before the purge did has committed by then, and its messages
-  are seen. It also leaves contents younger than GRACE alone, in case of a writer that does not lock.
+  deleting them: the messages of an accept that reused one and committed while the first statement ran
+  (after its snapshot, before its lock) are seen by the second. It also leaves contents younger than
+  GRACE alone, in case of a writer that does not lock.
 
 On SQLite there are no row locks and none are needed: writers take turns on the whole database, and
 `store` writes (its insert) before it reads.
