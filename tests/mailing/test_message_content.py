@@ -137,6 +137,28 @@ def test_the_frozen_digest_of_the_migration_is_the_models():
     )
 
 
+def test_a_column_bulk_insert_gives_each_row_its_values_the_shared_ones_and_the_defaults_in_order():
+    sub = SubaccountFactory()
+    before = timezone.now()
+    emails = ["c@example.test", "a@example.test", "b@example.test"]
+    ids = bulk.insert(
+        Message,
+        shared={"account_id": sub.pk, "from_email": "shop@example.test", "metadata": {"order": 7}},
+        each={"to_email": emails, "public_id": ["p1", "p2", "p3"]},
+    )
+    rows = Message.objects.in_bulk(ids)
+    assert [rows[pk].to_email for pk in ids] == emails and [rows[pk].public_id for pk in ids] == [
+        "p1",
+        "p2",
+        "p3",
+    ]
+    first = rows[ids[0]]
+    assert (first.from_email, first.metadata, first.account_id) == ("shop@example.test", {"order": 7}, sub.pk)
+    assert (first.status, first.attempts, first.tags, first.content_id) == ("queued", 0, [], None)
+    assert before <= first.created_at <= timezone.now()
+    assert bulk.insert(Message, shared={}, each={"to_email": []}) == []
+
+
 def test_a_column_bulk_insert_refuses_a_column_the_model_lacks():
     with pytest.raises(ValueError, match="no column text"):
         bulk.insert(Message, shared={"text": "x"}, each={"to_email": ["a@example.test"]})
