@@ -38,7 +38,6 @@ def _messages(sub, n: int, *, from_email: str = "news@shop.example", status: str
             from_email=from_email,
             to_email=f"reader{i}@example.com",
             subject="Your receipt",
-            text="Thanks for your order.",
             status=status,
         )
         for i in range(n)

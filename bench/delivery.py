@@ -77,13 +77,18 @@ def _subaccount(public_id: str):
 
 
 def _queued(sub, n: int) -> list[int]:
+    from django.utils import timezone
+
+    from mailing import bodies
     from mailing.models import Message
 
+    body = bodies.body(text="Thanks for your order.\n\nThe Shop\n", headers={}, attachments=[],
+                       html="<p>Thanks for your <b>order</b>.</p><p>The Shop</p>")  # fmt: skip
+    [content_id] = bodies.store(sub.pk, [body], now=timezone.now())
     rows = [
         Message(
             account=sub, from_email="news@shop.example", from_name="The Shop", to_email=f"reader{i}@example.com",
-            subject="Your receipt", text="Thanks for your order.\n\nThe Shop\n",
-            html="<p>Thanks for your <b>order</b>.</p><p>The Shop</p>", status="queued",
+            subject="Your receipt", content_id=content_id, status="queued",
         )
         for i in range(n)
     ]  # fmt: skip

@@ -37,11 +37,11 @@ def add_messages(master, count: int) -> None:
         cursor.execute(
             """
             INSERT INTO mailing_message (account_id, public_id, from_email, from_name, to_email, to_name, to_type,
-              subject, text, html, headers, attachments, tags, metadata, status, reject_reason, queued_reason,
+              subject, tags, metadata, status, reject_reason, queued_reason,
               archive, attempts, created_at, next_attempt_at, last_error, bcc_address, important, shown_cc, shown_to,
               template, track_opens, track_clicks, url_strip_qs, tracked_links, opens, clicks)
             SELECT %s + (n %% (%s - %s + 1)), md5(n::text), 'news@shop.example', '', 'r' || n || '@example.test', '',
-              'to', 'Receipt ' || n, 'Thanks', '', '{}', '[]', '["receipt"]', '{}',
+              'to', 'Receipt ' || n, '["receipt"]', '{}',
               (ARRAY['sent','sent','sent','sent','queued','failed'])[1 + n %% 6], '', '', false, 1,
               now() - (n || ' seconds')::interval * 2.5, now(), '', '', false, '[]', '[]', '',
               false, false, false, '[]', 0, 0

@@ -26,6 +26,7 @@ class MessageAdmin(ReadOnlyAdmin):
     list_select_related = ["account"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # no COUNT(*) over millions of rows
+    readonly_fields = ["text", "html", "headers"]  # the body, read through its stored content
 
 
 @admin.register(ArchivedMessage)
@@ -34,6 +35,7 @@ class ArchivedMessageAdmin(ReadOnlyAdmin):
     search_fields = ["to_email", "from_email", "subject"]
     list_select_related = ["account"]
     show_full_result_count = False
+    readonly_fields = ["text", "html", "headers"]
 
 
 @admin.register(ExportJob)

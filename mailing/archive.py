@@ -1,4 +1,4 @@
-"""The archive: full copies of sent mail, kept ARCHIVE_RETENTION_DAYS for the account to search and read.
+"""The archive: copies of sent mail (each pointing at its message's stored body), kept ARCHIVE_RETENTION_DAYS for the account to search and read.
 
 Whether a message is archived is decided when it is accepted (the account's setting then); the copy is
 written when it is sent, and purged by a periodic task when its time is up.
@@ -40,9 +40,7 @@ def _archived_copy(message: Message, sent_at: datetime) -> ArchivedMessage:
         from_email=message.from_email,
         to_email=message.to_email,
         subject=message.subject,
-        text=message.text,
-        html=message.html,
-        headers=message.headers,
+        content_id=message.content_id,  # the message's body, not a copy of it
         sent_at=sent_at,
     )
 
@@ -52,7 +50,7 @@ def archive_for(
 ):
     """Archived copies of the account's own mail (never its master's other customers'), searched in
     subject, sender and recipient."""
-    found = ArchivedMessage.objects.filter(account=account).defer("text", "html")
+    found = ArchivedMessage.objects.filter(account=account)
     for term in query.split()[:5]:
         found = found.filter(
             Q(subject__icontains=term) | Q(from_email__icontains=term) | Q(to_email__icontains=term)
@@ -66,7 +64,7 @@ def archive_for(
 
 def archived_message_of(account: Account, pk: int) -> ArchivedMessage:
     """One of the account's own archived copies. Raises ArchivedMessage.DoesNotExist for anyone else's."""
-    return ArchivedMessage.objects.get(account=account, pk=pk)
+    return ArchivedMessage.objects.select_related("content").get(account=account, pk=pk)
 
 
 def purge_archive(*, now: datetime | None = None) -> int:

@@ -57,6 +57,7 @@ def claim(message_ids: list[int], *, now: datetime | None = None) -> list[Messag
     return list(
         Message.objects.filter(claim=token, status=Message.Status.SENDING)
         .select_related("account")
+        .prefetch_related("content")  # each body read (and its JSON decoded) once, however many share it
         .order_by("pk")
     )
 

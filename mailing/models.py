@@ -1,7 +1,10 @@
-"""What is sent: API keys, messages (one row per recipient) and the archive."""
+"""What is sent: API keys, messages (one row per recipient, each pointing at its content, stored once)
+and the archive."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import uuid
 
@@ -43,6 +46,70 @@ class ApiKey(models.Model):
         return f"{self.label} ({self.prefix}…)"
 
 
+def _canonical(value) -> bytes:
+    # Keys sorted: PostgreSQL's jsonb keeps no key order, so a body read back gives the digest it had.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+def attachments_digest(attachments: list) -> str:
+    """SHA-256 (hex) of the attachments: hashed once per call, however many recipients' bodies hold them."""
+    return hashlib.sha256(_canonical(attachments)).hexdigest()
+
+
+def content_digest(*, text: str, html: str, headers: dict, attachments_digest: str) -> str:
+    """SHA-256 (hex) of a canonical serialisation of a body (its attachments by their digest): equal
+    bodies, equal digests."""
+    return hashlib.sha256(_canonical([text, html, headers, attachments_digest])).hexdigest()
+
+
+class MessageContent(models.Model):
+    """A message's body (text, HTML, headers, attachments), stored once and shared by every recipient
+    row that has it: a call to 100 recipients writes it once, and identical calls of the same account
+    share it (content-addressed by `digest`, per account: never shared across tenants). Rows no message
+    or archived copy points at any more are purged (mailing/bodies.py)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="message_contents")
+    digest = models.CharField(max_length=64, help_text="content_digest() of the four parts.")
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    attachments = models.JSONField(default=list, blank=True, help_text="[{name, type, content (base64)}]")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "digest"], name="message_content_per_account")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="message_content_created")]
+
+    def __str__(self) -> str:
+        return f"content {self.digest[:12]} of account {self.account_id}"
+
+
+class BodyFields:
+    """`text`, `html`, `headers` and `attachments` read through `content` (empty when there is none: a
+    rejected message stores no body). Read-only: a body is written once, by the accept path. Load
+    `select_related("content")` wherever many rows are read with their bodies."""
+
+    @property
+    def text(self) -> str:
+        return self.content.text if self.content_id else ""
+
+    @property
+    def html(self) -> str:
+        return self.content.html if self.content_id else ""
+
+    @property
+    def headers(self) -> dict:
+        return self.content.headers if self.content_id else {}
+
+    @property
+    def attachments(self) -> list:
+        return self.content.attachments if self.content_id else []
+
+
 class MessageQuerySet(models.QuerySet["Message"]):
     def for_account(self, account: Account) -> MessageQuerySet:
         """A subaccount sees its own messages; a master its own and its subaccounts'."""
@@ -53,8 +120,8 @@ class MessageQuerySet(models.QuerySet["Message"]):
         return self.filter(account=account)
 
 
-class Message(models.Model):
-    """One recipient's copy of a sent email, from acceptance to delivery."""
+class Message(BodyFields, models.Model):
+    """One recipient's copy of a sent email, from acceptance to delivery; its body is its `content`."""
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
@@ -78,10 +145,20 @@ class Message(models.Model):
     to_name = models.CharField(max_length=255, blank=True)
     to_type = models.CharField(max_length=3, default="to")
     subject = models.CharField(max_length=998, blank=True)
-    text = models.TextField(blank=True)
-    html = models.TextField(blank=True)
-    headers = models.JSONField(default=dict, blank=True)
-    attachments = models.JSONField(default=list, blank=True, help_text="[{name, type, content (base64)}]")
+    # No foreign-key constraint: PostgreSQL would check every recipient row against the content table at
+    # commit (a trigger, a lookup and a row lock per row: 100 for a call to 100 recipients, all on the
+    # same row). The link is kept by the accept path instead, which locks each content it reuses until
+    # it commits, and by the purge, which deletes only contents nothing points at (mailing/bodies.py).
+    # Indexed: the purge asks whether any message still points at a content.
+    content = models.ForeignKey(
+        MessageContent,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        help_text="The body; none for a rejected message.",
+    )
     tags = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     template = models.CharField(
@@ -168,8 +245,9 @@ class Message(models.Model):
         return f"{self.subject!r} to {self.to_email} ({self.status})"
 
 
-class ArchivedMessage(models.Model):
-    """A full copy of a sent message, kept for the retention period when archiving was on."""
+class ArchivedMessage(BodyFields, models.Model):
+    """A copy of a sent message, kept for the retention period when archiving was on: its envelope, and
+    its body by pointing at the message's content (not a copy of it)."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="archived_messages")
     # No foreign-key constraint: messages live in monthly partitions, which a constraint cannot point
@@ -180,9 +258,15 @@ class ArchivedMessage(models.Model):
     from_email = models.EmailField(max_length=254)
     to_email = models.EmailField(max_length=254)
     subject = models.CharField(max_length=998, blank=True)
-    text = models.TextField(blank=True)
-    html = models.TextField(blank=True)
-    headers = models.JSONField(default=dict, blank=True)
+    # No constraint, as on Message.content (the archive is partitioned by month too).
+    content = models.ForeignKey(
+        MessageContent,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
     sent_at = models.DateTimeField()
 
     class Meta:

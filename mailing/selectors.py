@@ -103,9 +103,7 @@ def has_tag(tag: str) -> Q:
 def messages_for(account: Account, filters: MessageFilters) -> QuerySet[Message]:
     """The account's messages (a master's include its subaccounts'), filtered and in the filters' order
     (newest first unless a whitelisted sort says otherwise)."""
-    found = (
-        Message.objects.for_account(account).select_related("account").defer("text", "html", "attachments")
-    )
+    found = Message.objects.for_account(account).select_related("account")
     if filters.subaccount and account.is_master:
         # Still inside the agency: an id that is not one of its subaccounts finds nothing.
         found = found.filter(
@@ -196,7 +194,7 @@ def messages_csv(account: Account, filters: MessageFilters, *, chunk_size: int =
 
 def message_of(account: Account, public_id: str) -> Message:
     """One of the account's messages. Raises Message.DoesNotExist for anyone else's."""
-    return Message.objects.for_account(account).select_related("account").get(public_id=public_id)
+    return Message.objects.for_account(account).select_related("account", "content").get(public_id=public_id)
 
 
 def tracking_events_of(message: Message) -> list[MessageEvent]:

@@ -2,10 +2,11 @@
 
 `resolve_sender` decides who sends; `accept_messages` decides what is accepted.
 
-Accepting is one transaction: lock-free quota reservation (accounts/quota.py), one Message per recipient,
-delivery enqueued after commit. Over quota, the whole call is rejected and nothing is stored or counted.
-What was answered `queued` is in the database before the answer is given, so a broker outage delays
-delivery (the sweep re-enqueues) but never loses mail.
+Accepting is one transaction: lock-free quota reservation (accounts/quota.py), each distinct body stored
+once (mailing/bodies.py), one Message per recipient pointing at it, delivery enqueued after commit. Over
+quota, the whole call is rejected and nothing is stored or counted. What was answered `queued` is in the
+database before the answer is given, so a broker outage delays delivery (the sweep re-enqueues) but never
+loses mail.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from accounts.quota import count_outcome, reserve_quota
 from reseller import metrics
 from reseller.process_cache import TTLCache
 
-from . import content, idempotency
+from . import bodies, bulk, content, idempotency
 from .checks import check_identity, check_storable, is_valid_address
 from .deliverability import suppression
 from .domains import may_send_from
@@ -301,84 +302,111 @@ def _store(
     held = account.status == Account.Status.PAUSED
     scheduled = message.send_at is not None and message.send_at > now
     status = Message.Status.SCHEDULED if scheduled else Message.Status.HELD if held else Message.Status.QUEUED
-    rows = Message.objects.bulk_create(_rows(account=account, draft=draft, recipients=recipients,
-                                             status=status, now=now))  # fmt: skip
+    content_ids = bodies.store(account.pk, _bodies(draft, recipients), now=now)
+    shared, each = _rows(account=account, draft=draft, recipients=recipients, content_ids=content_ids,
+                         status=status, now=now)  # fmt: skip
+    ids = bulk.insert(Message, shared=shared, each=each)
     answer = [
         RecipientResult(
-            email=row.to_email,
+            email=email,
             status="scheduled" if scheduled else "queued",
             queued_reason=PAUSED_REASON if status == Message.Status.HELD else None,
-            id=row.public_id,
+            id=public_id,
         )
-        for row in rows
+        for email, public_id in zip(each["to_email"], each["public_id"], strict=True)
     ] + unsent
     if claimed is not None:
         idempotency.record_answer(claimed, answer)
     used = reserve_quota(account=account, n=len(recipients), now=now)  # last: see the docstring
     if status == Message.Status.QUEUED:
-        ids = [row.pk for row in rows]
         transaction.on_commit(lambda: enqueue_delivery(ids))
     if alerts.crossed_now(account, before=used - len(recipients), after=used):
         transaction.on_commit(lambda: alerts.check_limit_alerts(account=account, now=now))
     return answer
 
 
+def _bodies(draft: Draft, recipients: list[Recipient]) -> list[bodies.Body]:
+    """Each recipient's body: the call's own, or the recipient's merged one (the headers and attachments
+    are the call's either way, the attachments hashed once)."""
+    message, rendered = draft.message, draft.rendered
+    shared = bodies.body(
+        text=message.text, html=message.html, headers=message.headers, attachments=message.attachments
+    )
+    if not rendered:
+        return [shared] * len(recipients)
+    return [
+        bodies.body(
+            text=rendered[r.email].text,
+            html=rendered[r.email].html,
+            headers=message.headers,
+            attachments=message.attachments,
+            attachments_hash=shared.attachments_digest,
+        )
+        for r in recipients
+    ]
+
+
 def _rows(
-    *, account: Account, draft: Draft, recipients: list[Recipient], status: str, now: datetime
-) -> list[Message]:
-    """One Message per recipient. What is the same for every recipient (everything, unless the message
-    is merged per recipient) is worked out once per call: the subject line and the links to track."""
+    *,
+    account: Account,
+    draft: Draft,
+    recipients: list[Recipient],
+    content_ids: list[int],
+    status: str,
+    now: datetime,
+) -> tuple[dict, dict[str, list]]:
+    """The call's Message rows, one per recipient, column-wise (mailing/bulk.py): what every row shares,
+    and one value per recipient of the columns that differ. What is the same for every recipient
+    (everything, unless the message is merged per recipient) is worked out once per call: the subject
+    line, the body and the links to track."""
     message, rendered = draft.message, draft.rendered
     scheduled = status == Message.Status.SCHEDULED
     shown_to, shown_cc = _shown_recipients(message)
     track_opens = account.track_opens if message.track_opens is None else message.track_opens
     track_clicks = account.track_clicks if message.track_clicks is None else message.track_clicks
-    shared_subject = None if rendered else content.subject_line(message.subject)
-    shared_links = (
-        decorate.links_to_track(html_body=message.html, text_body=message.text)
-        if track_clicks and not rendered
-        else []
-    )
-    rows = []
-    for recipient, public_id in zip(recipients, draft.public_ids_for(recipients), strict=True):
-        html = rendered[recipient.email].html if rendered else message.html
-        text = rendered[recipient.email].text if rendered else message.text
-        if not track_clicks:
-            links = []
-        elif rendered:
-            links = decorate.links_to_track(html_body=html, text_body=text)
-        else:
-            links = list(shared_links)  # a list per row: nothing downstream shares one by accident
-        rows.append(
-            Message(
-                account=account,
-                public_id=public_id,
-                from_email=message.from_email,
-                from_name=message.from_name,
-                to_email=recipient.email,
-                to_name=recipient.name,
-                to_type=recipient.type,
-                subject=shared_subject if shared_subject is not None else draft.subject_for(recipient),
-                text=text,
-                html=html,
-                headers=message.headers,
-                attachments=message.attachments,
-                tags=message.tags,
-                metadata={**message.metadata, **message.recipient_metadata.get(recipient.email, {})},
-                template=message.template,
-                shown_to=shown_to,
-                shown_cc=shown_cc,
-                bcc_address=message.bcc_address,
-                important=message.important,
-                status=status,
-                queued_reason=PAUSED_REASON if status == Message.Status.HELD else "",
-                archive=account.archiving_enabled,
-                send_at=message.send_at if scheduled else None,
-                next_attempt_at=message.send_at if scheduled else now,
-                track_opens=track_opens,
-                track_clicks=track_clicks,
-                url_strip_qs=message.url_strip_qs,
-                tracked_links=links,
-            )
+    shared = {
+        "account_id": account.pk,
+        "from_email": message.from_email,
+        "from_name": message.from_name,
+        "tags": message.tags,
+        "template": message.template,
+        "shown_to": shown_to,
+        "shown_cc": shown_cc,
+        "bcc_address": message.bcc_address,
+        "important": message.important,
+        "status": status,
+        "queued_reason": PAUSED_REASON if status == Message.Status.HELD else "",
+        "archive": account.archiving_enabled,
+        "send_at": message.send_at if scheduled else None,
+        "next_attempt_at": message.send_at if scheduled else now,
+        "track_opens": track_opens,
+        "track_clicks": track_clicks,
+        "url_strip_qs": message.url_strip_qs,
+    }
+    each = {
+        "public_id": draft.public_ids_for(recipients),
+        "to_email": [r.email for r in recipients],
+        "to_name": [r.name for r in recipients],
+        "to_type": [r.type for r in recipients],
+    }
+    if message.recipient_metadata:
+        extra = message.recipient_metadata
+        each["metadata"] = [{**message.metadata, **extra.get(r.email, {})} for r in recipients]
+    else:
+        shared["metadata"] = message.metadata
+    if rendered:
+        each["subject"] = [draft.subject_for(r) for r in recipients]
+        each["content_id"] = content_ids
+    else:
+        shared["subject"] = content.subject_line(message.subject)
+        shared["content_id"] = content_ids[0]
+    if track_clicks and rendered:
+        each["tracked_links"] = [
+            decorate.links_to_track(html_body=rendered[r.email].html, text_body=rendered[r.email].text)
+            for r in recipients
+        ]
+    else:
+        shared["tracked_links"] = (
+            decorate.links_to_track(html_body=message.html, text_body=message.text) if track_clicks else []
         )
-    return rows
+    return shared, each

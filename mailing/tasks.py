@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.mail import mailers
 from django.db import transaction
 
-from . import archive, delivery, exports, idempotency, partitions
+from . import archive, bodies, delivery, exports, idempotency, partitions
 from .deliverability import outcomes
 from .models import ExportJob
 from .product_email import deserialize_email
@@ -73,6 +73,12 @@ def expire_held_mail() -> int:
 @shared_task
 def purge_archive() -> int:
     return archive.purge_archive()
+
+
+@shared_task
+def purge_unused_contents() -> int:
+    """Daily, after the archive's purge: the bodies no message or archived copy points at any more."""
+    return bodies.purge_unused()
 
 
 @shared_task

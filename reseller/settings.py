@@ -301,6 +301,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-archive": {"task": "mailing.tasks.purge_archive", "schedule": crontab(minute=17, hour=3)},
     "ensure-partitions": {"task": "mailing.tasks.ensure_partitions", "schedule": crontab(minute=7, hour=2)},
     "purge-old-events": {"task": "mailing.tasks.purge_old_events", "schedule": crontab(minute=37, hour=3)},
+    # After the archive's purge (03:17), which leaves the bodies only its copies pointed at unused.
+    "purge-unused-contents": {
+        "task": "mailing.tasks.purge_unused_contents",
+        "schedule": crontab(minute=47, hour=3),
+    },
     "purge-idempotency-keys": {
         "task": "mailing.tasks.purge_idempotent_calls",
         "schedule": crontab(minute=41),

@@ -67,3 +67,40 @@ def subaccount_with_owner(
         owner.save()
     MembershipFactory(user=owner, account=sub, role=Membership.Role.OWNER)
     return sub, owner
+
+
+BODY_FIELDS = ("text", "html", "headers", "attachments")
+
+
+def _stored_body(fields: dict) -> dict:
+    """`fields` with its body fields (text, html, headers, attachments: any of them) stored once as the
+    account's MessageContent, as the accept path stores them, and replaced by the content's id."""
+    from django.utils import timezone
+
+    from mailing import bodies
+
+    given = {name: fields.pop(name) for name in BODY_FIELDS if name in fields}
+    if given:
+        body = bodies.body(
+            text=given.get("text", ""),
+            html=given.get("html", ""),
+            headers=given.get("headers", {}),
+            attachments=given.get("attachments", []),
+        )
+        account_id = fields["account"].pk if "account" in fields else fields["account_id"]
+        [fields["content_id"]] = bodies.store(account_id, [body], now=timezone.now())
+    return fields
+
+
+def create_message(**fields):
+    """A Message with its body stored as the accept path stores it."""
+    from mailing.models import Message
+
+    return Message.objects.create(**_stored_body(fields))
+
+
+def create_archived(**fields):
+    """An ArchivedMessage pointing at its body, stored as the accept path stores it."""
+    from mailing.models import ArchivedMessage
+
+    return ArchivedMessage.objects.create(**_stored_body(fields))

@@ -3,13 +3,14 @@ lifecycle services (with a confirmation first and an audit row after)."""
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.errors import PermissionDenied
 from accounts.models import Account, AuditEvent
 from accounts.permissions import Operator
 from mailing.keys import create_api_key
 from mailing.models import Message
-from tests.factories import MasterFactory, UserFactory, subaccount_with_owner
+from tests.factories import MasterFactory, UserFactory, create_archived, create_message, subaccount_with_owner
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +36,19 @@ def test_the_api_key_admin_never_shows_the_hash(client):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     page = client.get(reverse("admin:mailing_apikey_change", args=[api_key.pk])).content.decode()
     assert api_key.key_hash not in page and api_key.prefix in page
+
+
+def test_a_message_and_its_archived_copy_show_their_stored_body(client):
+    sub, _ = subaccount_with_owner()
+    message = create_message(
+        account=sub, from_email="a@x.test", to_email="b@x.test", text="Stored once, shown"
+    )
+    copy = create_archived(account=sub, message=message, to_email="b@x.test", text="Stored once, shown",
+                           sent_at=timezone.now())  # fmt: skip
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    for url in (reverse("admin:mailing_message_change", args=[message.pk]),
+                reverse("admin:mailing_archivedmessage_change", args=[copy.pk])):  # fmt: skip
+        assert "Stored once, shown" in client.get(url).content.decode()
 
 
 def test_customers_cannot_open_the_admin(client):

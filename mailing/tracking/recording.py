@@ -129,8 +129,9 @@ def redirect_after_unsubscribe(message: Message, redirect: str) -> str:
     if not redirect.lower().startswith(("https://", "http://")):
         return ""
     named = "redirect=" + quote(redirect, safe="", errors="replace")
-    body = Message.objects.filter(pk=message.pk).values_list("html", "text").first() or ("", "")
-    return redirect if any(named in part or html.escape(named) in part for part in body) else ""
+    body = Message.objects.filter(pk=message.pk).values_list("content__html", "content__text").first()
+    parts = [part or "" for part in body or ()]  # no content: a rejected message, which sent nothing
+    return redirect if any(named in part or html.escape(named) in part for part in parts) else ""
 
 
 def unsubscribable(*, public_id: str) -> bool:

@@ -33,7 +33,6 @@ from .hooks import FORM_CONTENT_TYPE, events_json, shown_url
 logger = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 30
-MESSAGE_BODY = ("message__text", "message__html", "message__attachments", "message__headers")
 LONGEST_RETRY_SECONDS = 3600
 
 
@@ -83,8 +82,7 @@ def next_batch(webhook: Webhook, *, now: datetime) -> Batch:
                 account_id__in=_senders(webhook), kind__in=kinds, pk__gt=webhook.message_cursor,
                 created_at__lte=settled,
             )
-            .select_related("message", "message__account")
-            .defer(*MESSAGE_BODY)  # events need the envelope, never the content
+            .select_related("message", "message__account")  # the envelope; bodies are not on the row
             .order_by("pk")[:size]
         )  # fmt: skip
     account_events = []

@@ -91,8 +91,8 @@ def test_a_rejected_call_queues_nothing_and_rejects_every_recipient():
     assert [r.status for r in results] == ["rejected"] * 3
     assert {r.reject_reason for r in results} == {"monthly-limit-reached"}
     # Each refusal is on record for the log (status rejected, no body); nothing is queued.
-    assert set(Message.objects.values_list("status", "reject_reason", "html", "text")) == {
-        ("rejected", "monthly-limit-reached", "", "")
+    assert set(Message.objects.values_list("status", "reject_reason", "content")) == {
+        ("rejected", "monthly-limit-reached", None)
     }
     assert _usage(sub, Usage.Window.MONTH) == 0
     # the refusal is counted for the charts, not against the limit

@@ -18,7 +18,7 @@ from mailing import delivery, mime
 from mailing.deliverability import signing
 from mailing.models import Message, SenderDomain
 from mailing.relay import RelayEmailBackend
-from tests.factories import SubaccountFactory
+from tests.factories import SubaccountFactory, create_message
 
 pytestmark = pytest.mark.django_db
 
@@ -30,9 +30,7 @@ def _messages(account, n: int, **fields) -> list[Message]:
     defaults = {"from_email": "news@shop.example", "from_name": "The Shop", "subject": "Your receipt",
                 "text": "Thanks for your order.", "html": "<p>Thanks for your <b>order</b>.</p>"}  # fmt: skip
     return [
-        Message.objects.create(
-            account=account, **({"to_email": f"reader{i}@example.test"} | defaults | fields)
-        )
+        create_message(account=account, **({"to_email": f"reader{i}@example.test"} | defaults | fields))
         for i in range(n)
     ]
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Account, AuditEvent, Membership
 from mailing import archive
 from mailing.models import ApiKey, ArchivedMessage, Message
-from tests.factories import MembershipFactory, subaccount_with_owner
+from tests.factories import MembershipFactory, create_archived, subaccount_with_owner
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def _message(account, **fields):
 def _archived(account, **fields):
     defaults = {"from_email": "shop@example.test", "to_email": "client@example.test", "subject": "Receipt",
                 "html": "<p>Thanks</p><script>alert(1)</script>", "sent_at": timezone.now()}  # fmt: skip
-    return ArchivedMessage.objects.create(account=account, **(defaults | fields))
+    return create_archived(account=account, **(defaults | fields))
 
 
 def test_the_owner_sees_and_filters_only_their_own_messages(client):

@@ -124,7 +124,7 @@ def test_over_quota_is_refused_at_data_and_nothing_is_queued(server, accounts):
     assert refused.value.smtp_code == 550
     assert b"monthly-limit-reached" in refused.value.smtp_error
     # The refusal is on record for the log (no body), never queued.
-    assert set(Message.objects.values_list("status", "html", "text")) == {(Message.Status.REJECTED, "", "")}
+    assert set(Message.objects.values_list("status", "content")) == {(Message.Status.REJECTED, None)}
 
 
 def test_a_paused_account_is_accepted_and_held(server, accounts):

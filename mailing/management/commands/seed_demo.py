@@ -17,6 +17,7 @@ from accounts.impersonation import record_visit_ended, record_visit_started
 from accounts.models import Account, AuditEvent, Membership, Usage, User
 from accounts.quota import hour_start, month_start
 from accounts.tokens import hash_secret
+from mailing import bodies
 from mailing.deliverability import signing
 from mailing.models import ApiKey, ArchivedMessage, Message, MessageEvent, SenderDomain, Suppression
 
@@ -104,6 +105,13 @@ def _seed_messages(master: Account, now) -> None:
         if not Usage.objects.filter(account=sub, window=Usage.Window.MONTH).exists():
             continue
         held = sub.status == Account.Status.PAUSED
+        body = bodies.body(
+            text="Hello,\n\nThanks for being a customer.\n",
+            html="<p>Hello,</p><p>Thanks for being a customer.</p>",
+            headers={},
+            attachments=[],
+        )
+        [content_id] = bodies.store(sub.pk, [body], now=now)
         rows = []
         for n in range(120):
             status = Message.Status.HELD if held and n < 5 else statuses[n % len(statuses)]
@@ -115,8 +123,7 @@ def _seed_messages(master: Account, now) -> None:
                     from_name=sub.name,
                     to_email=f"{RECIPIENTS[n % len(RECIPIENTS)]}{n}@customer.example",
                     subject=SUBJECTS[n % len(SUBJECTS)].format(n=1000 + n),
-                    text="Hello,\n\nThanks for being a customer.\n",
-                    html="<p>Hello,</p><p>Thanks for being a customer.</p>",
+                    content_id=content_id,
                     tags=[["order", "transactional"], ["password"], ["newsletter"]][n % 3],
                     status=status,
                     queued_reason="sending-paused" if status == Message.Status.HELD else "",
@@ -142,8 +149,7 @@ def _seed_messages(master: Account, now) -> None:
                     from_email=row.from_email,
                     to_email=row.to_email,
                     subject=row.subject,
-                    text=row.text,
-                    html=row.html,
+                    content_id=row.content_id,
                     sent_at=row.sent_at,
                 )
                 for row in created_rows
