@@ -130,59 +130,118 @@ class Signer:
     (OpenSSL, ~0.3 ms) instead of dkimpy's own (pure Python, ~7 ms).
 
     dkimpy still does what it is trusted for: parsing the message (`rfc822_parse`), canonicalising
-    headers and body, selecting and hashing the signed headers (`hash_headers`), and folding the
-    DKIM-Signature (`fold`); the steps below follow `DKIM.sign` and `DomainSigner.gen_header` (dkimpy 1.1.8, pinned)
-    in order, only the RSA step differs. tests/mailing/test_dkim.py proves it: the b= values
-    equal dkimpy's for the same message and time, and every signature verifies with `dkim.verify`.
+    headers and body, selecting the signed headers (`select_headers`) and folding the DKIM-Signature
+    (`fold`); the steps below follow `DKIM.sign`, `DomainSigner.gen_header` and `hash_headers` (dkimpy
+    1.1.8, pinned) in order, only the RSA step differs. tests/mailing/test_dkim.py proves it: the b=
+    values equal dkimpy's for the same message and time, and every signature verifies with `dkim.verify`.
 
-    A batch of messages often shares its body (only the recipient's headers differ), so the body hash
-    is kept for the last few bodies seen."""
+    A batch's copies share everything but their first few headers (mailing/mime.py's MimeBuilder), so
+    `sign_copy` parses, canonicalises and hashes that shared part once for the last few seen: a copy
+    costs the RSA signature and its own few headers. The body hash is kept for the last few bodies.
+    """
 
     BODY_HASHES_KEPT = 4  # bodies kept as keys: each may hold large attachments
+    SHARED_KEPT = 4  # shared parts kept, likewise
+    TAGS_KEPT = 4  # one per second and body a batch spans
 
     def __init__(self, *, domain: str, key: DkimKey) -> None:
         self.domain = domain.encode("idna")
         self.selector = key.selector.encode()
         self.private_key = _private_key(key.private_key)
         self.body_hashes: dict[bytes, bytes] = {}
+        self.shared: dict[bytes, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+        self.tags: dict[tuple[bytes, bytes], tuple[list[tuple[bytes, bytes]], tuple[bytes, bytes]]] = {}
 
     def __call__(self, message: bytes, *, now: float | None = None) -> bytes:
         """The DKIM-Signature header line (with its CRLF) for `message`, to put in front of it."""
         headers, body = dkim.rfc822_parse(message)
-        fields = [
-            (b"v", b"1"),
-            (b"a", b"rsa-sha256"),
-            (b"c", b"relaxed/relaxed"),
-            (b"d", self.domain),
-            (b"i", b"@" + self.domain),
-            (b"q", b"dns/txt"),
-            (b"s", self.selector),
-            (b"t", str(int(time.time() if now is None else now)).encode("ascii")),
-            (b"h", b" : ".join(SIGNED_HEADERS)),
-            (b"bh", self._body_hash(body)),
-            (b"b", b"0" * 60),  # as dkimpy: b= folds onto its own line, so adding the value refolds nothing
-        ]
-        value = dkim.fold(
-            b"; ".join(b"=".join(f) for f in fields), namelen=len(_HEADER_NAME), linesep=b"\r\n"
-        )
-        unsigned = (_HEADER_NAME, b" " + dkim.RE_BTAG.sub(b"\\1", value))
+        return self._signature(RELAXED.canonicalize_headers(headers), self._body_hash(body), now)
+
+    def sign_copy(self, head: bytes, shared: bytes, *, now: float | None = None) -> bytes:
+        """`self(head + shared)`, for `head`, whole header lines naming one recipient's copy, in front of
+        `shared`, the rest of the message, which the batch's other copies share: its headers are
+        canonicalised and its body hashed once. A head that is not plain header lines ending in CRLF
+        (or a shared part that would continue its last header) is signed as one message."""
+        if not _whole_header_lines(head) or shared[:1] in (b" ", b"\t"):
+            return self(head + shared, now=now)
+        found = self.shared.get(shared)
+        if found is None:
+            headers, body = dkim.rfc822_parse(shared)
+            found = (RELAXED.canonicalize_headers(headers), self._body_hash(body))
+            _keep(self.shared, shared, found, self.SHARED_KEPT)
+        canonical, body_hash = found
+        if head:
+            canonical = RELAXED.canonicalize_headers(dkim.rfc822_parse(head)[0]) + canonical
+        return self._signature(canonical, body_hash, now)
+
+    def _signature(self, canonical: list[tuple[bytes, bytes]], body_hash: bytes, now: float | None) -> bytes:
+        timestamp = str(int(time.time() if now is None else now)).encode("ascii")
+        fields, signature_header = self._tags(timestamp, body_hash)
+        # dkim.hash_headers: the signed headers (canonical already), then the DKIM-Signature without b=
+        # and without its final CRLF.
         digest = hashlib.sha256()
-        dkim.hash_headers(
-            digest, RELAXED, RELAXED.canonicalize_headers(headers), SIGNED_HEADERS, unsigned, None
-        )
+        for name, value in [*dkim.select_headers(canonical, SIGNED_HEADERS), signature_header]:
+            digest.update(name)
+            digest.update(b":")
+            digest.update(value)
         signature = self.private_key.sign(digest.digest(), _PKCS1_V15, _PREHASHED_SHA256)
-        fields[-1] = (b"b", base64.b64encode(signature))
-        value = b"; ".join(b"=".join(f) for f in fields) + b"\r\n"
+        value = b"; ".join(b"=".join(f) for f in [*fields, (b"b", base64.b64encode(signature))]) + b"\r\n"
         return _HEADER_NAME + b": " + dkim.fold(value, namelen=len(_HEADER_NAME), linesep=b"\r\n")
+
+    def _tags(self, timestamp: bytes, body_hash: bytes):
+        """The tags before b=, and the DKIM-Signature as hashed (canonical, b= empty): the same for every
+        message signed in the same second with the same body."""
+        found = self.tags.get((timestamp, body_hash))
+        if found is None:
+            fields = [
+                (b"v", b"1"),
+                (b"a", b"rsa-sha256"),
+                (b"c", b"relaxed/relaxed"),
+                (b"d", self.domain),
+                (b"i", b"@" + self.domain),
+                (b"q", b"dns/txt"),
+                (b"s", self.selector),
+                (b"t", timestamp),
+                (b"h", b" : ".join(SIGNED_HEADERS)),
+                (b"bh", body_hash),
+            ]
+            # as dkimpy: b= folds onto its own line, so adding the value refolds nothing
+            value = dkim.fold(
+                b"; ".join(b"=".join(f) for f in [*fields, (b"b", b"0" * 60)]),
+                namelen=len(_HEADER_NAME),
+                linesep=b"\r\n",
+            )
+            unsigned = b" " + dkim.RE_BTAG.sub(b"\\1", value)
+            [(name, canonical)] = RELAXED.canonicalize_headers(
+                [(_HEADER_NAME, dkim.RE_BTAG.sub(b"\\1", unsigned))]
+            )
+            found = (fields, (name, canonical.rstrip()))
+            _keep(self.tags, (timestamp, body_hash), found, self.TAGS_KEPT)
+        return found
 
     def _body_hash(self, body: bytes) -> bytes:
         found = self.body_hashes.get(body)
         if found is None:
             found = base64.b64encode(hashlib.sha256(RELAXED.canonicalize_body(body)).digest())
-            if len(self.body_hashes) >= self.BODY_HASHES_KEPT:
-                self.body_hashes.pop(next(iter(self.body_hashes)))
-            self.body_hashes[body] = found
+            _keep(self.body_hashes, body, found, self.BODY_HASHES_KEPT)
         return found
+
+
+def _keep(cache: dict, key, value, kept: int) -> None:
+    """Add to a small cache that forgets its oldest entry."""
+    if len(cache) >= kept:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def _whole_header_lines(head: bytes) -> bool:
+    """Header lines each ending in CRLF, none empty (none ends the header section), or nothing."""
+    return not head or (
+        head.endswith(b"\r\n")
+        and not head.startswith(b"\r\n")
+        and b"\r\n\r\n" not in head
+        and head.count(b"\n") == head.count(b"\r\n")
+    )
 
 
 def sign(message: bytes, *, domain: str, key: DkimKey) -> bytes:
