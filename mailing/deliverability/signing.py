@@ -149,13 +149,14 @@ class Signer:
         self.selector = key.selector.encode()
         self.private_key = _private_key(key.private_key)
         self.body_hashes: dict[bytes, bytes] = {}
-        self.shared: dict[bytes, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+        self.shared: dict[bytes, tuple[dict[bytes, list[tuple[bytes, bytes]]], bytes]] = {}
         self.tags: dict[tuple[bytes, bytes], tuple[list[tuple[bytes, bytes]], tuple[bytes, bytes]]] = {}
 
     def __call__(self, message: bytes, *, now: float | None = None) -> bytes:
         """The DKIM-Signature header line (with its CRLF) for `message`, to put in front of it."""
         headers, body = dkim.rfc822_parse(message)
-        return self._signature(RELAXED.canonicalize_headers(headers), self._body_hash(body), now)
+        signed = dkim.select_headers(RELAXED.canonicalize_headers(headers), SIGNED_HEADERS)
+        return self._signature(signed, self._body_hash(body), now)
 
     def sign_copy(self, head: bytes, shared: bytes, *, now: float | None = None) -> bytes:
         """`self(head + shared)`, for `head`, whole header lines naming one recipient's copy, in front of
@@ -167,20 +168,20 @@ class Signer:
         found = self.shared.get(shared)
         if found is None:
             headers, body = dkim.rfc822_parse(shared)
-            found = (RELAXED.canonicalize_headers(headers), self._body_hash(body))
+            found = (_newest_first(RELAXED.canonicalize_headers(headers)), self._body_hash(body))
             _keep(self.shared, shared, found, self.SHARED_KEPT)
-        canonical, body_hash = found
-        if head:
-            canonical = RELAXED.canonicalize_headers(dkim.rfc822_parse(head)[0]) + canonical
-        return self._signature(canonical, body_hash, now)
+        shared_headers, body_hash = found
+        head_headers = _newest_first(RELAXED.canonicalize_headers(dkim.rfc822_parse(head)[0]) if head else [])
+        return self._signature(_selected(head_headers, shared_headers), body_hash, now)
 
-    def _signature(self, canonical: list[tuple[bytes, bytes]], body_hash: bytes, now: float | None) -> bytes:
+    def _signature(self, signed: list[tuple[bytes, bytes]], body_hash: bytes, now: float | None) -> bytes:
+        """The DKIM-Signature over `signed`, the canonical header fields SIGNED_HEADERS chose, in order."""
         timestamp = str(int(time.time() if now is None else now)).encode("ascii")
         fields, signature_header = self._tags(timestamp, body_hash)
-        # dkim.hash_headers: the signed headers (canonical already), then the DKIM-Signature without b=
-        # and without its final CRLF.
+        # dkim.hash_headers: the signed headers, then the DKIM-Signature without b= and without its
+        # final CRLF.
         digest = hashlib.sha256()
-        for name, value in [*dkim.select_headers(canonical, SIGNED_HEADERS), signature_header]:
+        for name, value in [*signed, signature_header]:
             digest.update(name)
             digest.update(b":")
             digest.update(value)
@@ -232,6 +233,33 @@ def _keep(cache: dict, key, value, kept: int) -> None:
     if len(cache) >= kept:
         cache.pop(next(iter(cache)))
     cache[key] = value
+
+
+def _newest_first(canonical: list[tuple[bytes, bytes]]) -> dict[bytes, list[tuple[bytes, bytes]]]:
+    """Canonical header fields by (lowercase) name, the last in the message first."""
+    by_name: dict[bytes, list[tuple[bytes, bytes]]] = {}
+    for field in reversed(canonical):
+        by_name.setdefault(field[0], []).append(field)
+    return by_name
+
+
+def _selected(head: dict, shared: dict) -> list[tuple[bytes, bytes]]:
+    """`dkim.select_headers(head + shared, SIGNED_HEADERS)` from both parts' fields by name: each name
+    of SIGNED_HEADERS takes the last field of that name not yet taken, from the bottom of the message
+    (the shared part) up."""
+    taken: dict[bytes, int] = {}
+    selected = []
+    for name in SIGNED_HEADERS:
+        index = taken.get(name, 0)
+        below, above = shared.get(name, ()), head.get(name, ())
+        if index < len(below):
+            selected.append(below[index])
+        elif index - len(below) < len(above):
+            selected.append(above[index - len(below)])
+        else:
+            continue
+        taken[name] = index + 1
+    return selected
 
 
 def _whole_header_lines(head: bytes) -> bool:

@@ -246,3 +246,22 @@ def test_a_copy_that_is_not_plain_header_lines_before_its_part_is_signed_whole(
     signature = signer.sign_copy(head, shared, now=NOW)
     assert signature == _dkimpy(head + shared, key)
     assert dkim.verify(signature + head + shared, dnsfunc=_dns(private_key))
+
+
+@pytest.mark.parametrize(
+    "signed_headers",
+    [
+        signing.SIGNED_HEADERS,
+        [b"from", b"to", b"to", b"to", b"to", b"reply-to", b"from", b"x-absent", b"x-absent"],
+    ],
+    ids=["ours", "over-signed"],
+)
+def test_a_header_in_both_parts_or_signed_twice_is_chosen_as_dkimpy_chooses(signed_headers, key, private_key):
+    # given a copy whose own head repeats a header its shared part has too (To), and a header list that
+    # names some twice (over-signing, so none can be added) and one the message lacks
+    shared = _shared("Thanks.\n").replace(b"Subject:", b"To: shared@example.test\r\nSubject:")
+    head = b"To: mine@example.test\r\nReply-To: help@shop.example\r\nTo: second@example.test\r\n"
+    with mock.patch.object(signing, "SIGNED_HEADERS", signed_headers):
+        signature = signing.Signer(domain="shop.example", key=key).sign_copy(head, shared, now=NOW)
+        assert signature == _dkimpy(head + shared, key)
+    assert dkim.verify(signature + head + shared, dnsfunc=_dns(private_key))
