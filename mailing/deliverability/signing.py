@@ -137,7 +137,8 @@ class Signer:
 
     A batch's copies share everything but their first few headers (mailing/mime.py's MimeBuilder), so
     `sign_copy` parses, canonicalises and hashes that shared part once for the last few seen: a copy
-    costs the RSA signature and its own few headers. The body hash is kept for the last few bodies.
+    costs the RSA signature and its own few headers. A whole message signed alone keeps its body hash
+    for the last few bodies.
     """
 
     BODY_HASHES_KEPT = 4  # bodies kept as keys: each may hold large attachments
@@ -168,7 +169,7 @@ class Signer:
         found = self.shared.get(shared)
         if found is None:
             headers, body = dkim.rfc822_parse(shared)
-            found = (_newest_first(RELAXED.canonicalize_headers(headers)), self._body_hash(body))
+            found = (_newest_first(RELAXED.canonicalize_headers(headers)), _body_hash(body))
             _keep(self.shared, shared, found, self.SHARED_KEPT)
         shared_headers, body_hash = found
         head_headers = _newest_first(RELAXED.canonicalize_headers(dkim.rfc822_parse(head)[0]) if head else [])
@@ -223,9 +224,13 @@ class Signer:
     def _body_hash(self, body: bytes) -> bytes:
         found = self.body_hashes.get(body)
         if found is None:
-            found = base64.b64encode(hashlib.sha256(RELAXED.canonicalize_body(body)).digest())
+            found = _body_hash(body)
             _keep(self.body_hashes, body, found, self.BODY_HASHES_KEPT)
         return found
+
+
+def _body_hash(body: bytes) -> bytes:
+    return base64.b64encode(hashlib.sha256(RELAXED.canonicalize_body(body)).digest())
 
 
 def _keep(cache: dict, key, value, kept: int) -> None:
