@@ -132,7 +132,7 @@ class Signer:
     dkimpy still does what it is trusted for: parsing the message (`rfc822_parse`), canonicalising
     headers and body, selecting the signed headers (`select_headers`) and folding the DKIM-Signature
     (`fold`); the steps below follow `DKIM.sign`, `DomainSigner.gen_header` and `hash_headers` (dkimpy
-    1.1.8, pinned) in order, only the RSA step differs. tests/mailing/test_dkim.py proves it: the b=
+    1.1.8, pinned) in order, only the RSA step differs. tests/mailing/test_dkim_signer.py proves it: the b=
     values equal dkimpy's for the same message and time, and every signature verifies with `dkim.verify`.
 
     A batch's copies share everything but their first few headers (mailing/mime.py's MimeBuilder), so
