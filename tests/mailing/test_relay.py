@@ -10,8 +10,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.core.mail import EmailMessage, mailers
 
-from mailing import relay
+from mailing import delivery, relay
+from mailing.models import Message
 from tests.conftest import free_port
+from tests.factories import SubaccountFactory
 
 SENDER = "bounces@shop.example"
 RECIPIENTS = ["a@example.test", "b@example.test"]
@@ -120,10 +122,14 @@ def test_with_pipelining_the_envelope_and_data_go_in_one_write(pipelining, write
         assert handler.received == [(SENDER, RECIPIENTS[:1], DATA)]
 
 
+def _deliver_through(settings, port: int) -> None:
+    settings.MAILERS = {**settings.MAILERS, "delivery": {
+        "BACKEND": "mailing.relay.RelayEmailBackend", "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 5}}}  # fmt: skip
+
+
 def test_the_backend_delivers_through_a_pipelining_relay(settings):
     with scripted_relay(pipelining=True) as (handler, port):
-        settings.MAILERS = {**settings.MAILERS, "delivery": {
-            "BACKEND": "mailing.relay.RelayEmailBackend", "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 5}}}  # fmt: skip
+        _deliver_through(settings, port)
         messages = [EmailMessage("Hi", f"Body {i}", SENDER, [f"r{i}@example.test"]) for i in range(3)]
         with mailers["delivery"] as backend:
             assert backend.send_messages(messages) == 3
@@ -131,3 +137,26 @@ def test_the_backend_delivers_through_a_pipelining_relay(settings):
         (SENDER, [f"r{i}@example.test"]) for i in range(3)
     ]
     assert all(f"Body {i}".encode() in data for i, (*_, data) in enumerate(handler.received))
+
+
+@pytest.mark.django_db
+def test_a_batch_delivered_through_a_pipelining_relay_keeps_each_refusal_its_own(settings):
+    sub = SubaccountFactory()
+    batch = [
+        Message.objects.create(account=sub, from_email="news@shop.example", to_email=f"r{i}@example.test",
+                               subject="Hi", text="Thanks.", bcc_address="audit@shop.example" if i == 0 else "")
+        for i in range(4)
+    ]  # fmt: skip
+    with scripted_relay(pipelining=True) as (handler, port):
+        _deliver_through(settings, port)
+        handler.script(rcpt_replies={"r2@example.test": "550 5.1.1 no such user"})
+        report = delivery.deliver([m.pk for m in batch])
+    assert (report.sent, report.failed) == (3, 1)
+    assert [tos for _, tos, _ in handler.received] == [
+        ["r0@example.test", "audit@shop.example"],
+        ["r1@example.test"],
+        ["r3@example.test"],
+    ]
+    statuses = dict(Message.objects.values_list("to_email", "status"))
+    assert statuses.pop("r2@example.test") == Message.Status.BOUNCED
+    assert set(statuses.values()) == {Message.Status.SENT}
