@@ -287,9 +287,11 @@ def signing_key_for(account: Account, from_email: str) -> tuple[str, DkimKey] | 
     """The domain and key that sign mail `account` sends from `from_email`: the verified domain it may
     use that is the From domain or its parent (its own, or its master's shared one), or None."""
     from_domain = from_email.rsplit("@", 1)[-1].strip().lower().rstrip(".")
-    usable = SenderDomain.objects.usable_by(account)
+    labels = from_domain.split(".")
+    # Only the From domain and its parents are read, not every domain an agency shares.
+    candidates = [".".join(labels[i:]) for i in range(len(labels))]
+    usable = SenderDomain.objects.usable_by(account).filter(domain__in=candidates).only("pk", "domain")
     for sender_domain in sorted(usable, key=lambda d: -len(d.domain)):  # the most specific domain signs
-        if from_domain == sender_domain.domain or from_domain.endswith("." + sender_domain.domain):
-            key = active_key(sender_domain)
-            return (sender_domain.domain, key) if key else None
+        key = active_key(sender_domain)
+        return (sender_domain.domain, key) if key else None
     return None
