@@ -152,7 +152,10 @@ class MimeBuilder:
     KEPT = 4  # shared parts kept (a batch from one call needs one; each may hold large attachments)
 
     def __init__(self) -> None:
-        self.shared: dict[tuple, tuple[policy.EmailPolicy, bytes]] = {}
+        # Found by comparing values, not by hashing them: each copy's bodies and attachments are strings
+        # of its own (read from its row), and hashing a large attachment again for every copy costs
+        # several times more than comparing it with the few parts kept.
+        self.shared: list[tuple[tuple, tuple[policy.EmailPolicy, bytes]]] = []
 
     def build(self, message: Message) -> bytes:
         return b"".join(self.parts(message))
@@ -167,13 +170,13 @@ class MimeBuilder:
             _needs_smtputf8(message), _frozen(message.headers), _frozen(message.attachments),
             _frozen(message.shown_to), _frozen(message.shown_cc), tuple(n for n, _ in recipient_headers),
         )  # fmt: skip
-        found = self.shared.get(key)
+        found = next((built for known, built in self.shared if known == key), None)
         if found is None:
             mime = _shared_mime(message, html, text)
             found = (mime.policy, mime.as_bytes())
             if len(self.shared) >= self.KEPT:
-                self.shared.pop(next(iter(self.shared)))
-            self.shared[key] = found
+                self.shared.pop(0)
+            self.shared.append((key, found))
         mime_policy, shared = found
         return b"".join(_header_line(mime_policy, name, value) for name, value in recipient_headers), shared
 

@@ -160,3 +160,20 @@ def test_a_batch_delivered_through_a_pipelining_relay_keeps_each_refusal_its_own
     statuses = dict(Message.objects.values_list("to_email", "status"))
     assert statuses.pop("r2@example.test") == Message.Status.BOUNCED
     assert set(statuses.values()) == {Message.Status.SENT}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        DATA,
+        b".a leading dot\r\nand more\r\n",
+        b"a\r\n.\r\n..two\r\n.",
+        b"bare\n.lf\n",
+        b"no end of line",
+        b"",
+    ],
+)
+def test_the_content_is_dot_stuffed_as_smtplib_stuffs_it(data):
+    stuffed = smtplib._quote_periods(data)
+    stuffed += b"" if stuffed.endswith(b"\r\n") else b"\r\n"
+    assert relay._data_lines(data) == stuffed + b".\r\n"
