@@ -137,7 +137,8 @@ class Relay:
     """The delivery mailer's connections for one run, each used by a thread of its own: a relay's
     replies are waited for there (the wait releases the GIL), so the next message is built and signed
     while the relay takes this one, and with several connections a distant relay's round trips (four
-    a message: MAIL, RCPT, DATA and the data) overlap. Outcomes come back as futures and are settled
+    a message: MAIL, RCPT, DATA and the data; two with PIPELINING, mailing/relay.py) overlap. Outcomes
+    come back as futures and are settled
     by the run, in order; only the run touches the database. Raises what opening the first connection
     raises (the relay is unreachable); a further one that does not open is done without."""
 
