@@ -138,7 +138,8 @@ class Relay:
     """The delivery mailer's connections for one run, each used by a thread of its own: a relay's
     replies are waited for there (the wait releases the GIL), so the next message is built and signed
     while the relay takes this one, and with several connections a distant relay's round trips (four
-    a message: MAIL, RCPT, DATA and the data) overlap. Outcomes come back as futures and are settled
+    a message: MAIL, RCPT, DATA and the data; two with PIPELINING, mailing/relay.py) overlap. Outcomes
+    come back as futures and are settled
     by the run, in order; only the run touches the database. Raises what opening the first connection
     raises (the relay is unreachable); a further one that does not open is done without."""
 
@@ -207,18 +208,22 @@ def _renew_claim(token) -> None:
 
 
 def _record_sent(sent: list[Message], report: DeliveryReport) -> None:
-    """Mark these sent. A crash before this leaves them claimed: the sweep sends them again after the
-    lease (at most DELIVERY_MARK_EVERY copies twice, each with the same Message-ID)."""
+    """Mark these sent, with their events, counters and archived copies, in one transaction (one commit
+    to wait for, not one a statement). A crash before this leaves them claimed: the sweep sends them
+    again after the lease (at most DELIVERY_MARK_EVERY copies twice, each with the same Message-ID)."""
     if not sent:
         return
     sent_at = timezone.now()
-    Message.objects.filter(pk__in=[m.pk for m in sent], claim=sent[0].claim).update(
-        status=Message.Status.SENT, sent_at=sent_at, claim=None, last_error=""
-    )
+    with transaction.atomic():
+        Message.objects.filter(pk__in=[m.pk for m in sent], claim=sent[0].claim).update(
+            status=Message.Status.SENT, sent_at=sent_at, claim=None, last_error=""
+        )
+        outcomes.record_delivered(sent, at=sent_at)
+        archived = [message for message in sent if message.archive]
+        if archived:
+            archive.archive_sent(archived, sent_at=sent_at)
     report.sent += len(sent)
     metrics.record_delivered(len(sent))
-    outcomes.record_delivered(sent, at=sent_at)
-    archive.archive_sent([message for message in sent if message.archive], sent_at=sent_at)
 
 
 def _record_failure(message: Message, exc: Exception, report: DeliveryReport) -> None:

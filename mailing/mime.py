@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import email
 import re
-from collections.abc import Callable
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
@@ -24,6 +24,9 @@ from django.utils import timezone
 from .deliverability.bounces import verp_token
 from .models import Message
 from .tracking import decorate
+
+if TYPE_CHECKING:
+    from .deliverability.signing import Signer
 
 # Mandrill's `important`: the headers mail clients read as "high priority".
 IMPORTANT_HEADERS = {"Importance": "high", "X-Priority": "1"}
@@ -149,9 +152,17 @@ class MimeBuilder:
     KEPT = 4  # shared parts kept (a batch from one call needs one; each may hold large attachments)
 
     def __init__(self) -> None:
-        self.shared: dict[tuple, tuple[policy.EmailPolicy, bytes]] = {}
+        # Found by comparing values, not by hashing them: each copy's bodies and attachments are strings
+        # of its own (read from its row), and hashing a large attachment again for every copy costs
+        # several times more than comparing it with the few parts kept.
+        self.shared: list[tuple[tuple, tuple[policy.EmailPolicy, bytes]]] = []
 
     def build(self, message: Message) -> bytes:
+        return b"".join(self.parts(message))
+
+    def parts(self, message: Message) -> tuple[bytes, bytes]:
+        """(this recipient's headers, the rest): the message is the two together; the rest is the same
+        bytes object for every copy that shares it, which is what lets a signer hash it once."""
         html, text = decorate.delivered_bodies(message)
         recipient_headers = _recipient_headers(message)
         key = (
@@ -159,15 +170,15 @@ class MimeBuilder:
             _needs_smtputf8(message), _frozen(message.headers), _frozen(message.attachments),
             _frozen(message.shown_to), _frozen(message.shown_cc), tuple(n for n, _ in recipient_headers),
         )  # fmt: skip
-        found = self.shared.get(key)
+        found = next((built for known, built in self.shared if known == key), None)
         if found is None:
             mime = _shared_mime(message, html, text)
             found = (mime.policy, mime.as_bytes())
             if len(self.shared) >= self.KEPT:
-                self.shared.pop(next(iter(self.shared)))
-            self.shared[key] = found
+                self.shared.pop(0)
+            self.shared.append((key, found))
         mime_policy, shared = found
-        return b"".join(_header_line(mime_policy, name, value) for name, value in recipient_headers) + shared
+        return b"".join(_header_line(mime_policy, name, value) for name, value in recipient_headers), shared
 
 
 def _add_body(mime: EmailMessage, message: Message, html: str, text: str) -> None:
@@ -200,12 +211,13 @@ def _add_body(mime: EmailMessage, message: Message, html: str, text: str) -> Non
 
 
 class SignedMime:
-    """The bytes a relay receives: the DKIM-Signature computed over exactly these bytes, in front of
-    them. Django's backends only call as_bytes() (and the file backend get_charset()); a header asked for
-    (tests, the in-memory backend) is read from the bytes."""
+    """The bytes a relay receives: a copy's own headers and the part it shares with its batch, with the
+    DKIM-Signature computed over exactly these bytes in front of them. Django's backends only call
+    as_bytes() (and the file backend get_charset()); a header asked for (tests, the in-memory backend)
+    is read from the bytes."""
 
-    def __init__(self, data: bytes, signer: Callable[[bytes], bytes] | None) -> None:
-        self.data = (signer(data) if signer else b"") + data
+    def __init__(self, head: bytes, shared: bytes, signer: Signer | None) -> None:
+        self.data = b"".join(((signer.sign_copy(head, shared) if signer else b""), head, shared))
 
     def as_bytes(self, *args, **kwargs) -> bytes:
         return self.data
@@ -226,10 +238,10 @@ class RelayMessage:
     def __init__(
         self,
         message: Message,
-        signer: Callable[[bytes], bytes] | None = None,
+        signer: Signer | None = None,
         builder: MimeBuilder | None = None,
     ) -> None:
-        self.mime = SignedMime((builder or MimeBuilder()).build(message), signer)
+        self.mime = SignedMime(*(builder or MimeBuilder()).parts(message), signer)
         self.from_email = return_path(message)
         self.to = [message.to_email] + ([message.bcc_address] if message.bcc_address else [])
         self.subject = message.subject

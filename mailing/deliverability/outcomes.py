@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts import reputation
@@ -33,14 +33,35 @@ def record_delivered(messages: list[Message], *, at: datetime) -> None:
     """The relay took these: a `send` event each and the accounts' delivered counters (one query each)."""
     if not messages:
         return
-    MessageEvent.objects.bulk_create(
-        MessageEvent(message=m, account_id=m.account_id, kind=Kind.SEND, created_at=at) for m in messages
-    )
+    _add_send_events(messages, at=at)
     by_account = Counter(m.account_id for m in messages)
     events_recorded(by_account.keys())
     accounts = {m.account_id: m.account for m in messages}
     for account_id, n in by_account.items():
         count_outcome(account=accounts[account_id], outcome="delivered", n=n, now=at)
+
+
+def _add_send_events(messages: list[Message], *, at: datetime) -> None:
+    """A `send` event per message. On PostgreSQL, one INSERT over two arrays (the messages and their
+    accounts), in their order: making and preparing a batch's fifty rows for bulk_create cost more than
+    the rest of recording it."""
+    if connection.vendor != "postgresql":
+        MessageEvent.objects.bulk_create(
+            MessageEvent(message=m, account_id=m.account_id, kind=Kind.SEND, created_at=at) for m in messages
+        )
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(MessageEvent._meta.get_field(name).column)
+        for name in ("message", "account", "kind", "created_at", "diagnostic", "data")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(MessageEvent._meta.db_table)} ({columns}) "  # nosec B608: our model's names
+            "SELECT message_id, account_id, %s, %s, '', '{}'::jsonb "
+            "FROM unnest(%s::bigint[], %s::bigint[]) WITH ORDINALITY AS sent(message_id, account_id, n) ORDER BY n",
+            [Kind.SEND.value, at, [m.pk for m in messages], [m.account_id for m in messages]],
+        )
 
 
 def record_rejected(messages: list[Message], *, reason: str, at: datetime) -> None:

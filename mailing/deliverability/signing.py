@@ -130,59 +130,151 @@ class Signer:
     (OpenSSL, ~0.3 ms) instead of dkimpy's own (pure Python, ~7 ms).
 
     dkimpy still does what it is trusted for: parsing the message (`rfc822_parse`), canonicalising
-    headers and body, selecting and hashing the signed headers (`hash_headers`), and folding the
-    DKIM-Signature (`fold`); the steps below follow `DKIM.sign` and `DomainSigner.gen_header` (dkimpy 1.1.8, pinned)
-    in order, only the RSA step differs. tests/mailing/test_dkim.py proves it: the b= values
-    equal dkimpy's for the same message and time, and every signature verifies with `dkim.verify`.
+    headers and body, selecting the signed headers (`select_headers`) and folding the DKIM-Signature
+    (`fold`); the steps below follow `DKIM.sign`, `DomainSigner.gen_header` and `hash_headers` (dkimpy
+    1.1.8, pinned) in order, only the RSA step differs. tests/mailing/test_dkim_signer.py proves it: the b=
+    values equal dkimpy's for the same message and time, and every signature verifies with `dkim.verify`.
 
-    A batch of messages often shares its body (only the recipient's headers differ), so the body hash
-    is kept for the last few bodies seen."""
+    A batch's copies share everything but their first few headers (mailing/mime.py's MimeBuilder), so
+    `sign_copy` parses, canonicalises and hashes that shared part once for the last few seen: a copy
+    costs the RSA signature and its own few headers. A whole message signed alone keeps its body hash
+    for the last few bodies.
+    """
 
     BODY_HASHES_KEPT = 4  # bodies kept as keys: each may hold large attachments
+    SHARED_KEPT = 4  # shared parts kept, likewise
+    TAGS_KEPT = 4  # one per second and body a batch spans
 
     def __init__(self, *, domain: str, key: DkimKey) -> None:
         self.domain = domain.encode("idna")
         self.selector = key.selector.encode()
         self.private_key = _private_key(key.private_key)
         self.body_hashes: dict[bytes, bytes] = {}
+        self.shared: dict[bytes, tuple[dict[bytes, list[tuple[bytes, bytes]]], bytes]] = {}
+        self.tags: dict[tuple[bytes, bytes], tuple[list[tuple[bytes, bytes]], tuple[bytes, bytes]]] = {}
 
     def __call__(self, message: bytes, *, now: float | None = None) -> bytes:
         """The DKIM-Signature header line (with its CRLF) for `message`, to put in front of it."""
         headers, body = dkim.rfc822_parse(message)
-        fields = [
-            (b"v", b"1"),
-            (b"a", b"rsa-sha256"),
-            (b"c", b"relaxed/relaxed"),
-            (b"d", self.domain),
-            (b"i", b"@" + self.domain),
-            (b"q", b"dns/txt"),
-            (b"s", self.selector),
-            (b"t", str(int(time.time() if now is None else now)).encode("ascii")),
-            (b"h", b" : ".join(SIGNED_HEADERS)),
-            (b"bh", self._body_hash(body)),
-            (b"b", b"0" * 60),  # as dkimpy: b= folds onto its own line, so adding the value refolds nothing
-        ]
-        value = dkim.fold(
-            b"; ".join(b"=".join(f) for f in fields), namelen=len(_HEADER_NAME), linesep=b"\r\n"
-        )
-        unsigned = (_HEADER_NAME, b" " + dkim.RE_BTAG.sub(b"\\1", value))
+        signed = dkim.select_headers(RELAXED.canonicalize_headers(headers), SIGNED_HEADERS)
+        return self._signature(signed, self._body_hash(body), now)
+
+    def sign_copy(self, head: bytes, shared: bytes, *, now: float | None = None) -> bytes:
+        """`self(head + shared)`, for `head`, whole header lines naming one recipient's copy, in front of
+        `shared`, the rest of the message, which the batch's other copies share: its headers are
+        canonicalised and its body hashed once. A head that is not plain header lines ending in CRLF
+        (or a shared part that would continue its last header) is signed as one message."""
+        if not _whole_header_lines(head) or shared[:1] in (b" ", b"\t"):
+            return self(head + shared, now=now)
+        found = self.shared.get(shared)
+        if found is None:
+            headers, body = dkim.rfc822_parse(shared)
+            found = (_newest_first(RELAXED.canonicalize_headers(headers)), _body_hash(body))
+            _keep(self.shared, shared, found, self.SHARED_KEPT)
+        shared_headers, body_hash = found
+        head_headers = _newest_first(RELAXED.canonicalize_headers(dkim.rfc822_parse(head)[0]) if head else [])
+        return self._signature(_selected(head_headers, shared_headers), body_hash, now)
+
+    def _signature(self, signed: list[tuple[bytes, bytes]], body_hash: bytes, now: float | None) -> bytes:
+        """The DKIM-Signature over `signed`, the canonical header fields SIGNED_HEADERS chose, in order."""
+        timestamp = str(int(time.time() if now is None else now)).encode("ascii")
+        fields, signature_header = self._tags(timestamp, body_hash)
+        # dkim.hash_headers: the signed headers, then the DKIM-Signature without b= and without its
+        # final CRLF.
         digest = hashlib.sha256()
-        dkim.hash_headers(
-            digest, RELAXED, RELAXED.canonicalize_headers(headers), SIGNED_HEADERS, unsigned, None
-        )
+        for name, value in [*signed, signature_header]:
+            digest.update(name)
+            digest.update(b":")
+            digest.update(value)
         signature = self.private_key.sign(digest.digest(), _PKCS1_V15, _PREHASHED_SHA256)
-        fields[-1] = (b"b", base64.b64encode(signature))
-        value = b"; ".join(b"=".join(f) for f in fields) + b"\r\n"
+        value = b"; ".join(b"=".join(f) for f in [*fields, (b"b", base64.b64encode(signature))]) + b"\r\n"
         return _HEADER_NAME + b": " + dkim.fold(value, namelen=len(_HEADER_NAME), linesep=b"\r\n")
+
+    def _tags(self, timestamp: bytes, body_hash: bytes):
+        """The tags before b=, and the DKIM-Signature as hashed (canonical, b= empty): the same for every
+        message signed in the same second with the same body."""
+        found = self.tags.get((timestamp, body_hash))
+        if found is None:
+            fields = [
+                (b"v", b"1"),
+                (b"a", b"rsa-sha256"),
+                (b"c", b"relaxed/relaxed"),
+                (b"d", self.domain),
+                (b"i", b"@" + self.domain),
+                (b"q", b"dns/txt"),
+                (b"s", self.selector),
+                (b"t", timestamp),
+                (b"h", b" : ".join(SIGNED_HEADERS)),
+                (b"bh", body_hash),
+            ]
+            # as dkimpy: b= folds onto its own line, so adding the value refolds nothing
+            value = dkim.fold(
+                b"; ".join(b"=".join(f) for f in [*fields, (b"b", b"0" * 60)]),
+                namelen=len(_HEADER_NAME),
+                linesep=b"\r\n",
+            )
+            unsigned = b" " + dkim.RE_BTAG.sub(b"\\1", value)
+            [(name, canonical)] = RELAXED.canonicalize_headers(
+                [(_HEADER_NAME, dkim.RE_BTAG.sub(b"\\1", unsigned))]
+            )
+            found = (fields, (name, canonical.rstrip()))
+            _keep(self.tags, (timestamp, body_hash), found, self.TAGS_KEPT)
+        return found
 
     def _body_hash(self, body: bytes) -> bytes:
         found = self.body_hashes.get(body)
         if found is None:
-            found = base64.b64encode(hashlib.sha256(RELAXED.canonicalize_body(body)).digest())
-            if len(self.body_hashes) >= self.BODY_HASHES_KEPT:
-                self.body_hashes.pop(next(iter(self.body_hashes)))
-            self.body_hashes[body] = found
+            found = _body_hash(body)
+            _keep(self.body_hashes, body, found, self.BODY_HASHES_KEPT)
         return found
+
+
+def _body_hash(body: bytes) -> bytes:
+    return base64.b64encode(hashlib.sha256(RELAXED.canonicalize_body(body)).digest())
+
+
+def _keep(cache: dict, key, value, kept: int) -> None:
+    """Add to a small cache that forgets its oldest entry."""
+    if len(cache) >= kept:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def _newest_first(canonical: list[tuple[bytes, bytes]]) -> dict[bytes, list[tuple[bytes, bytes]]]:
+    """Canonical header fields by (lowercase) name, the last in the message first."""
+    by_name: dict[bytes, list[tuple[bytes, bytes]]] = {}
+    for field in reversed(canonical):
+        by_name.setdefault(field[0], []).append(field)
+    return by_name
+
+
+def _selected(head: dict, shared: dict) -> list[tuple[bytes, bytes]]:
+    """`dkim.select_headers(head + shared, SIGNED_HEADERS)` from both parts' fields by name: each name
+    of SIGNED_HEADERS takes the last field of that name not yet taken, from the bottom of the message
+    (the shared part) up."""
+    taken: dict[bytes, int] = {}
+    selected = []
+    for name in SIGNED_HEADERS:
+        index = taken.get(name, 0)
+        below, above = shared.get(name, ()), head.get(name, ())
+        if index < len(below):
+            selected.append(below[index])
+        elif index - len(below) < len(above):
+            selected.append(above[index - len(below)])
+        else:
+            continue
+        taken[name] = index + 1
+    return selected
+
+
+def _whole_header_lines(head: bytes) -> bool:
+    """Header lines each ending in CRLF, none empty (none ends the header section), or nothing."""
+    return not head or (
+        head.endswith(b"\r\n")
+        and not head.startswith(b"\r\n")
+        and b"\r\n\r\n" not in head
+        and head.count(b"\n") == head.count(b"\r\n")
+    )
 
 
 def sign(message: bytes, *, domain: str, key: DkimKey) -> bytes:
@@ -195,9 +287,11 @@ def signing_key_for(account: Account, from_email: str) -> tuple[str, DkimKey] | 
     """The domain and key that sign mail `account` sends from `from_email`: the verified domain it may
     use that is the From domain or its parent (its own, or its master's shared one), or None."""
     from_domain = from_email.rsplit("@", 1)[-1].strip().lower().rstrip(".")
-    usable = SenderDomain.objects.usable_by(account)
+    labels = from_domain.split(".")
+    # Only the From domain and its parents are read, not every domain an agency shares.
+    candidates = [".".join(labels[i:]) for i in range(len(labels))]
+    usable = SenderDomain.objects.usable_by(account).filter(domain__in=candidates).only("pk", "domain")
     for sender_domain in sorted(usable, key=lambda d: -len(d.domain)):  # the most specific domain signs
-        if from_domain == sender_domain.domain or from_domain.endswith("." + sender_domain.domain):
-            key = active_key(sender_domain)
-            return (sender_domain.domain, key) if key else None
+        key = active_key(sender_domain)
+        return (sender_domain.domain, key) if key else None
     return None

@@ -165,14 +165,14 @@ def test_a_refused_recipient_fails_alone_and_the_rest_of_the_batch_is_sent(smtp_
 def test_a_message_that_cannot_be_built_fails_alone(smtp_sink):
     sub = SubaccountFactory()
     batch = _messages(sub, 3)
-    build = mime.MimeBuilder.build
+    parts = mime.MimeBuilder.parts
 
     def broken_for_the_second(builder, message):
         if message.pk == batch[1].pk:
             raise ValueError("an attachment that is not base64")
-        return build(builder, message)
+        return parts(builder, message)
 
-    with mock.patch.object(mime.MimeBuilder, "build", broken_for_the_second):
+    with mock.patch.object(mime.MimeBuilder, "parts", broken_for_the_second):
         report = delivery.deliver([m.pk for m in batch])
     assert (report.sent, report.failed) == (2, 1)
     failed = Message.objects.get(pk=batch[1].pk)
@@ -296,3 +296,22 @@ def test_without_filling_a_task_sends_only_its_own(smtp_sink, settings):
     messages = _messages(SubaccountFactory(), 3, next_attempt_at=timezone.now())
     assert tasks.deliver_messages([messages[0].pk])["sent"] == 1
     assert Message.objects.filter(status="queued").count() == 2
+
+
+def test_every_copy_of_a_signed_tracked_batch_verifies_with_its_own_body(smtp_sink):
+    # tracked links and the open pixel make each copy's body its own: none may carry another's body hash
+    sub = SubaccountFactory()
+    domain = SenderDomain.objects.create(
+        account=sub, domain="shop.example", token="t", verified_at=timezone.now()
+    )
+    key = signing.generate_key(domain)
+    signing.mark_published(key)
+    batch = _messages(sub, 3, **VARIANTS["tracked opens and clicks"])
+
+    def dnsfunc(name, timeout=5):
+        return key.record_value.encode()
+
+    assert delivery.deliver([m.pk for m in batch]).sent == 3
+    received = [e.original_content or e.content for e in smtp_sink.received]
+    assert all(dkim.verify(data, dnsfunc=dnsfunc) for data in received)
+    assert len({re.search(rb"bh=([^;]+);", data.replace(b"\r\n ", b"")).group(1) for data in received}) == 3

@@ -6,11 +6,12 @@ import base64
 
 import dkim
 import pytest
+from django.utils import timezone
 
 from accounts.models import Membership
 from mailing import delivery, domains
 from mailing.deliverability import signing
-from mailing.models import DkimKey, Message
+from mailing.models import DkimKey, Message, SenderDomain
 from mailing.sending import OutgoingMessage, Recipient, accept_messages
 from tests.factories import MembershipFactory, SubaccountFactory, subaccount_with_owner
 
@@ -124,3 +125,35 @@ def test_after_a_rotation_the_new_key_signs_once_published(dns_server, smtp_sink
     assert b"s=rs2099" in data and _verifies(data)
     old.refresh_from_db()
     assert old.retired_at is not None
+
+
+def test_the_most_specific_usable_domain_signs_in_two_queries_however_many_it_has(
+    django_assert_num_queries,
+):
+    # given an account with a domain, its subdomain, a deeper one whose key is not published, and others
+    sub = SubaccountFactory()
+    keys = {}
+    for name in (
+        "shop.example",
+        "eu.shop.example",
+        "mail.eu.shop.example",
+        "other.example",
+        "shop.example.net",
+    ):
+        sender_domain = SenderDomain.objects.create(
+            account=sub, domain=name, token="t", verified_at=timezone.now()
+        )
+        keys[name] = signing.generate_key(sender_domain)
+        if name != "mail.eu.shop.example":
+            signing.mark_published(keys[name])
+    expected = {
+        "news@eu.shop.example": "eu.shop.example",
+        "news@x.eu.shop.example": "eu.shop.example",
+        "news@SHOP.example.": "shop.example",
+        "news@mail.eu.shop.example": None,  # its own domain decides, though it cannot sign yet
+        "news@elsewhere.example": None,
+    }
+    for from_email, domain in expected.items():
+        with django_assert_num_queries(2 if domain or "mail." in from_email else 1):
+            found = signing.signing_key_for(sub, from_email)
+        assert found == ((domain, keys[domain]) if domain else None), from_email

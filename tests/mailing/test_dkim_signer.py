@@ -102,8 +102,8 @@ def _folded() -> bytes:
 MESSAGES = {"plain": _plain, "non-ascii": _non_ascii, "attachments": _with_attachments, "folded": _folded}
 
 
-def _dkimpy(message: bytes, key: DkimKey) -> bytes:
-    with mock.patch("dkim.time.time", return_value=NOW):
+def _dkimpy(message: bytes, key: DkimKey, now: int = NOW) -> bytes:
+    with mock.patch("dkim.time.time", return_value=now):
         return dkim.sign(message, key.selector.encode(), b"shop.example", signing._private_pem(key.private_key),
                          canonicalize=(b"relaxed", b"relaxed"), include_headers=signing.SIGNED_HEADERS)  # fmt: skip
 
@@ -169,3 +169,105 @@ def test_the_key_is_decrypted_and_parsed_once_per_process(key, private_key):
     signature = signing.Signer(domain="shop.example", key=rotated)(_plain())
     assert not dkim.verify(signature + _plain(), dnsfunc=_dns(private_key))
     assert dkim.verify(signature + _plain(), dnsfunc=_dns(other))
+
+
+def _copy(to: str, shared: bytes) -> tuple[bytes, bytes]:
+    """One recipient's copy as the delivery's MimeBuilder makes it: its own header lines before the part
+    its batch shares."""
+    head = f"To: {to}\r\nMessage-ID: <{to}@mail.example>\r\nList-Unsubscribe: <https://t.example/u/{to}>\r\n"
+    return head.encode(), shared
+
+
+def _shared(body: str) -> bytes:
+    mime = EmailMessage(policy=policy.SMTP)
+    mime["From"] = "The Shop <news@shop.example>"
+    mime["Subject"] = "Your   receipt"
+    mime["Date"] = "Tue, 24 Nov 2026 20:00:00 +0000"
+    mime.set_content(body)
+    mime.add_alternative(f"<p>{body}</p>", subtype="html")
+    return mime.as_bytes()
+
+
+def _body_hash_of(signature: bytes) -> bytes:
+    return dkim.util.parse_tag_value(signature.split(b":", 1)[1].replace(b"\r\n", b""))[b"bh"]
+
+
+def test_copies_sharing_a_part_each_sign_as_the_whole_message_and_verify(key, private_key):
+    # given one shared part and three copies with different To, Message-ID and List-Unsubscribe
+    signer = signing.Signer(domain="shop.example", key=key)
+    shared = _shared("Thanks for your order.\n")
+    copies = [_copy(to, shared) for to in ("a@example.test", "b@example.test", "c@example.test")]
+    signatures = []
+    for head, part in copies:
+        # when each is signed as a copy, then it is dkimpy's signature of the whole message, and verifies
+        signature = signer.sign_copy(head, part, now=NOW)
+        assert signature == _dkimpy(head + part, key)
+        assert dkim.verify(signature + head + part, dnsfunc=_dns(private_key))
+        signatures.append(signature)
+    # the shared part was parsed and its body hashed once; each copy has its own signature
+    assert len(signer.shared) == 1
+    assert len(set(signatures)) == 3 and len({_body_hash_of(signature) for signature in signatures}) == 1
+    # and one copy's signature does not verify another copy
+    head_b, _ = copies[1]
+    assert not dkim.verify(signatures[0] + head_b + shared, dnsfunc=_dns(private_key))
+
+
+def test_a_copy_with_its_own_body_gets_its_own_body_hash(key, private_key):
+    # given copies whose bodies differ per recipient (tracked links, merge tags): each its own shared part
+    signer = signing.Signer(domain="shop.example", key=key)
+    first, second = _shared("Hello Ann, your link: https://t.example/c/1\n"), _shared("Hello Bob.\n")
+    body_hashes = set()
+    for head, part in (_copy("ann@example.test", first), _copy("bob@example.test", second)):
+        signature = signer.sign_copy(head, part, now=NOW)
+        assert signature == _dkimpy(head + part, key)
+        assert dkim.verify(signature + head + part, dnsfunc=_dns(private_key))
+        body_hashes.add(_body_hash_of(signature))
+    assert len(signer.shared) == 2 and len(body_hashes) == 2
+    # the first copy's body under the second's signature does not verify
+    head, _ = _copy("bob@example.test", second)
+    assert not dkim.verify(signer.sign_copy(head, second) + head + first, dnsfunc=_dns(private_key))
+
+
+def test_copies_signed_across_seconds_carry_their_own_time(key, private_key):
+    signer = signing.Signer(domain="shop.example", key=key)
+    head, shared = _copy("a@example.test", _shared("Thanks.\n"))
+    for now in (NOW, NOW + 1, NOW):
+        assert signer.sign_copy(head, shared, now=now) == _dkimpy(head + shared, key, now)
+
+
+@pytest.mark.parametrize(
+    "head, shared",
+    [
+        (b"To: a@example.test", b"\r\nFrom: news@shop.example\r\n\r\nHi.\r\n"),  # head without its CRLF
+        (b"To: a@example.test\r\n", b" continued\r\nFrom: news@shop.example\r\n\r\nHi.\r\n"),  # a folded To
+        (b"To: a@example.test\r\n\r\n", b"From: news@shop.example\r\n\r\nHi.\r\n"),  # head ends the headers
+        (b"To: a@example.test\nCc: b@example.test\n", b"From: news@shop.example\n\nHi.\n"),  # bare LF
+        (b"", b"From: news@shop.example\r\nTo: a@example.test\r\n\r\nHi.\r\n"),  # no head at all
+    ],
+)
+def test_a_copy_that_is_not_plain_header_lines_before_its_part_is_signed_whole(
+    head, shared, key, private_key
+):
+    signer = signing.Signer(domain="shop.example", key=key)
+    signature = signer.sign_copy(head, shared, now=NOW)
+    assert signature == _dkimpy(head + shared, key)
+    assert dkim.verify(signature + head + shared, dnsfunc=_dns(private_key))
+
+
+@pytest.mark.parametrize(
+    "signed_headers",
+    [
+        signing.SIGNED_HEADERS,
+        [b"from", b"to", b"to", b"to", b"to", b"reply-to", b"from", b"x-absent", b"x-absent"],
+    ],
+    ids=["ours", "over-signed"],
+)
+def test_a_header_in_both_parts_or_signed_twice_is_chosen_as_dkimpy_chooses(signed_headers, key, private_key):
+    # given a copy whose own head repeats a header its shared part has too (To), and a header list that
+    # names some twice (over-signing, so none can be added) and one the message lacks
+    shared = _shared("Thanks.\n").replace(b"Subject:", b"To: shared@example.test\r\nSubject:")
+    head = b"To: mine@example.test\r\nReply-To: help@shop.example\r\nTo: second@example.test\r\n"
+    with mock.patch.object(signing, "SIGNED_HEADERS", signed_headers):
+        signature = signing.Signer(domain="shop.example", key=key).sign_copy(head, shared, now=NOW)
+        assert signature == _dkimpy(head + shared, key)
+    assert dkim.verify(signature + head + shared, dnsfunc=_dns(private_key))

@@ -46,6 +46,12 @@ def test_a_delivered_message_has_a_send_event_and_counts_delivered(smtp_sink):
     _deliver(_send(sub, "a@example.test", "b@example.test"))
     assert list(MessageEvent.objects.values_list("kind", flat=True)) == [Kind.SEND, Kind.SEND]
     assert _hour(sub).delivered == 2
+    # each names its message and account, at the time the message was marked sent, in the batch's order
+    events = MessageEvent.objects.order_by("pk").values_list(
+        "message_id", "account_id", "created_at", "diagnostic", "data"
+    )
+    messages = Message.objects.order_by("pk")
+    assert list(events) == [(m.pk, sub.pk, m.sent_at, "", {}) for m in messages]
 
 
 def test_a_relays_5xx_for_the_address_is_a_hard_bounce_that_suppresses_it(smtp_sink):
