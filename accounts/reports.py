@@ -196,6 +196,18 @@ def agency_daily(master: Account, span: DateRange) -> list[dict]:
     return _days_of(span, by_day)
 
 
+def range_and_month(master: Account, span: DateRange) -> tuple[list[dict], list[dict] | None]:
+    """`agency_daily` for the range and, when the range ends today, for this month so far too, read
+    together (today's hours once); else the month is None, for the caller to read as it does."""
+    today = today_utc()
+    month_first = today.replace(day=1)
+    if span.last != today:
+        return agency_daily(master, span), None
+    both = agency_daily(master, DateRange(first=min(span.first, month_first), last=today))
+    first, month = span.first.isoformat(), month_first.isoformat()
+    return [day for day in both if day["day"] >= first], [day for day in both if day["day"] >= month]
+
+
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.UTC)
 
@@ -357,12 +369,17 @@ def _by_subaccount_from_trailing(
 
 def _top_from_trailing(*, recent, kept, hours, rows, counters: list[str], limit: int) -> tuple[str, list]:
     """The top `limit` of a range from TrailingUsage (`kept`) and the hours since its last fold
-    (`recent`), as one statement: each recent sender's total is its kept row (found by index, one probe
-    per sender) plus its recent hours; the kept top `limit` compete too (nobody who did not send since
-    can pass them); then the winners' every figure, again by index. Live accounts join on their id,
-    deleted ones on their kept label, in separate branches: an OR between the two would defeat the
-    indexes. `hours` and `rows` are the recent hours' and the kept rows' compiled queries, with every
-    counter; the statement's values are all parameters."""
+    (`recent`), as one statement, then the winners' every figure.
+
+    Only accounts that can still be in the top are added up. The kept top `limit`'s lowest figure is a
+    floor for the final top (those accounts keep at least what they have), so an account whose kept
+    figure plus the most anyone sent since stays below it cannot get in: the candidates are the kept
+    rows from that figure up (a range of the by-sent index, with their recent hours) and the recent
+    senders without a kept row whose recent hours alone reach the floor. With the open hour's few
+    hundred a sender against 90 days' thousands, that is a few dozen rows instead of every recent
+    sender. Live accounts match on their id, deleted ones on their kept label, in separate branches: an
+    OR between the two would defeat the indexes. `hours` and `rows` are the recent hours' and the kept
+    rows' compiled queries, with every counter; the statement's values are all parameters."""
     q = connection.ops.quote_name
     sent = q("sent")
     recent_sql, recent_params = (
@@ -374,17 +391,26 @@ def _top_from_trailing(*, recent, kept, hours, rows, counters: list[str], limit:
     live, gone = "w.account_id IS NOT NULL", "w.account_id IS NULL"
     added = ", ".join(f"x.{q(name)}" for name in counters)
     summed = ", ".join(f"SUM({q(name)}) AS {q(name)}" for name in counters)
+    floor = "(SELECT floor FROM bar)"
+    band = f"{floor} - (SELECT COALESCE(MAX({sent}), 0) FROM recent)"  # nosec B608: a CTE and a column of ours
     # nosec B608 (all below): our models' compiled queries, CTE names and column names only
+    bar = (
+        f"SELECT COALESCE(CASE WHEN COUNT(*) = {int(limit)} THEN MIN({sent}) END, 0) AS floor"  # nosec B608
+        f" FROM (SELECT {sent} FROM kept ORDER BY {sent} DESC LIMIT {int(limit)}) top"
+    )
     candidates = (
-        f"SELECT r.account_id, r.deleted_label, r.{sent} + COALESCE(k.{sent}, 0) AS {sent}"  # nosec B608
-        f" FROM recent r LEFT JOIN kept k ON k.account_id = r.account_id WHERE r.account_id IS NOT NULL"
-        f" UNION ALL SELECT r.account_id, r.deleted_label, r.{sent} + COALESCE(k.{sent}, 0)"
-        f" FROM recent r LEFT JOIN kept k ON k.account_id IS NULL AND k.account_label = r.deleted_label"
-        f" WHERE r.account_id IS NULL"
-        f" UNION ALL SELECT * FROM (SELECT account_id, account_label, {sent} FROM kept"
-        f" ORDER BY {sent} DESC, account_id, account_label LIMIT {int(limit)}) top"
-        f" WHERE NOT EXISTS (SELECT 1 FROM recent r WHERE r.account_id = top.account_id"
-        f" OR (r.account_id IS NULL AND top.account_id IS NULL AND r.deleted_label = top.account_label))"
+        f"SELECT k.account_id, k.account_label AS deleted_label, k.{sent} + COALESCE(r.{sent}, 0) AS {sent}"  # nosec B608
+        f" FROM kept k LEFT JOIN recent r ON r.account_id = k.account_id"
+        f" WHERE k.account_id IS NOT NULL AND k.{sent} >= {band}"
+        f" UNION ALL SELECT k.account_id, k.account_label, k.{sent} + COALESCE(r.{sent}, 0)"
+        f" FROM kept k LEFT JOIN recent r ON r.account_id IS NULL AND r.deleted_label = k.account_label"
+        f" WHERE k.account_id IS NULL AND k.{sent} >= {band}"
+        f" UNION ALL SELECT r.account_id, r.deleted_label, r.{sent} FROM recent r"
+        f" WHERE r.account_id IS NOT NULL AND r.{sent} >= {floor}"
+        f" AND NOT EXISTS (SELECT 1 FROM kept k WHERE k.account_id = r.account_id)"
+        f" UNION ALL SELECT r.account_id, r.deleted_label, r.{sent} FROM recent r"
+        f" WHERE r.account_id IS NULL AND r.{sent} >= {floor} AND NOT EXISTS"
+        f" (SELECT 1 FROM kept k WHERE k.account_id IS NULL AND k.account_label = r.deleted_label)"
     )
     winners = (
         f"SELECT account_id, deleted_label FROM candidates WHERE {sent} > 0"  # nosec B608
@@ -401,7 +427,7 @@ def _top_from_trailing(*, recent, kept, hours, rows, counters: list[str], limit:
     )
     sql = (
         f"WITH recent AS MATERIALIZED ({recent_sql}), kept AS NOT MATERIALIZED ({kept_sql}),"  # nosec B608
-        f" candidates AS ({candidates}), winners AS ({winners})"
+        f" bar AS MATERIALIZED ({bar}), candidates AS ({candidates}), winners AS ({winners})"
         f" SELECT account_id, deleted_label, {summed} FROM ({parts}) parts"
         f" GROUP BY account_id, deleted_label ORDER BY {sent} DESC, account_id, deleted_label"
     )

@@ -167,8 +167,12 @@ def audit_events_for_account(account: Account) -> QuerySet[AuditEvent]:
     return events.filter(account=account)
 
 
-def master_overview(master: Account, *, now: datetime | None = None) -> dict:
-    """The master's overview page: one aggregate query per widget, whatever the number of subaccounts."""
+def master_overview(
+    master: Account, *, now: datetime | None = None, month_days: list[dict] | None = None
+) -> dict:
+    """The master's overview page: one aggregate query per widget, whatever the number of subaccounts.
+    `month_days`: the agency's figures for each day of this month so far, when the caller has them
+    already (the page's own range covers the month), so today's hours are not read twice."""
     start = month_start(now)
     month_usage = Usage.objects.filter(billed_to=master, window=Usage.Window.MONTH, start=start)
     # Counting `sent`, not `id`: both read from the billing index alone (index-only), no table rows.
@@ -182,9 +186,11 @@ def master_overview(master: Account, *, now: datetime | None = None) -> dict:
         closed=Count("id", filter=Q(status=Account.Status.CLOSED)),
     )
     # The month's days from their daily rollup (today's from its hours): not every hour of every sender.
-    month_so_far = reports.totals(
-        reports.agency_daily(master, reports.DateRange(first=start.date(), last=reports.today_utc(now)))
-    )
+    if month_days is None:
+        month_days = reports.agency_daily(
+            master, reports.DateRange(first=start.date(), last=reports.today_utc(now))
+        )
+    month_so_far = reports.totals(month_days)
     engagement = {"opened": month_so_far["opened"], "clicked": month_so_far["clicked"]}
     lowest = min(master.alert_thresholds or DEFAULT_ALERT_THRESHOLDS)
     subaccount_usage = month_usage.filter(account__parent=master).annotate(

@@ -468,9 +468,9 @@ def overview(request):
     """This month at a glance, and the agency's sending over a chosen range (7, 30, 90 days or from-to)."""
     form = DateRangeForm(request.GET or None)
     span = form.span
-    context = selectors.master_overview(request.account)
+    daily, month_days = reports.range_and_month(request.account, span)
+    context = selectors.master_overview(request.account, month_days=month_days)
     context["activity"] = [describe_event(event) for event in context.pop("events")]
-    daily = reports.agency_daily(request.account, span)
     context |= {
         "range_form": form,
         "span": span,

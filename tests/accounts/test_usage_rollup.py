@@ -3,7 +3,7 @@ figures with and without it, across day boundaries, for the agency only, and sta
 rolled-up day's hour changes afterwards."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -455,3 +455,54 @@ def test_a_late_write_to_todays_hour_racing_the_fold_is_counted_exactly_once():
         for days in rollup.TRAILING_DAYS:
             assert TrailingUsage.objects.get(account=shop, days=days).delivered == 20
         assert DailyUsage.objects.get(billed_to=master, day=MIDNIGHT.date()).delivered == 20
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_top_found_among_few_candidates_is_the_top_of_every_account(seed, monkeypatch):
+    # given: subaccounts with random sending on closed days, this morning (folded) and in the open hour,
+    # some only in the open hour, one deleted; ranks close enough for the open hour to change them
+    import random
+
+    rng = random.Random(seed)
+    with time_machine.travel(NOW, tick=False):
+        master = MasterFactory()
+        subs = [SubaccountFactory(parent=master, name=f"Shop {n}") for n in range(9)]
+        for sub in subs:
+            for _ in range(rng.randrange(3)):
+                _hour(sub, MIDNIGHT - timedelta(days=rng.randrange(1, 6), hours=rng.randrange(24)),
+                      sent=rng.randrange(1, 40), delivered=rng.randrange(5))  # fmt: skip
+            if rng.random() < 0.5:
+                _hour(sub, MIDNIGHT + timedelta(hours=rng.randrange(10)), sent=rng.randrange(1, 20))
+            if rng.random() < 0.5:
+                _hour(sub, MIDNIGHT + timedelta(hours=10), sent=rng.randrange(1, 60), delivered=1)
+        Usage.objects.create(account=None, account_label="Gone (deleted)", billed_to=master, window=Usage.Window.HOUR,
+                             start=MIDNIGHT + timedelta(hours=10), sent=rng.randrange(1, 60))  # fmt: skip
+        expected = _from_hours(master, monkeypatch)
+        # when
+        rollup.roll_up_closed_days(lookback_days=10)
+        # then
+        assert reports._trailing_reach(reports.date_range(preset="7")) is not None
+        assert _top_and_csv_at(master) == expected
+
+
+@pytest.mark.parametrize("preset", ["7", "30", "90"])
+def test_the_range_and_the_month_are_read_together_with_the_same_figures(
+    preset, django_assert_max_num_queries
+):
+    with time_machine.travel(NOW, tick=False):
+        master, *_ = _agency_sending_today()
+        _hour(SubaccountFactory(parent=master), datetime(2026, 11, 2, 5, tzinfo=UTC), sent=7)  # this month
+        rollup.roll_up_closed_days(lookback_days=100)
+        span = reports.date_range(preset=preset)
+        month = reports.DateRange(first=MIDNIGHT.date().replace(day=1), last=MIDNIGHT.date())
+        with django_assert_max_num_queries(3):
+            daily, month_days = reports.range_and_month(master, span)
+        assert daily == reports.agency_daily(master, span)
+        assert month_days == reports.agency_daily(master, month)
+        assert reports.totals(month_days)["sent"] == 40 + 5 + 30 + 50 + 20 + 3 + 7
+    # a range that does not end today leaves the month to its reader
+    past = reports.date_range(
+        preset="custom", date_from=date(2026, 10, 1), date_to=date(2026, 10, 31), now=NOW
+    )
+    with time_machine.travel(NOW, tick=False):
+        assert reports.range_and_month(master, past)[1] is None
