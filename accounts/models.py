@@ -176,6 +176,8 @@ class Account(models.Model):
         indexes = [
             models.Index(fields=["parent", "status", "name"], name="account_parent_status_name"),
             models.Index(fields=["parent", "created_at"], name="account_parent_created"),
+            # the overview's near-limit widget: the agency's smallest monthly limit, in one probe
+            models.Index(fields=["parent", "monthly_limit"], name="account_parent_limit"),
             # the subaccount list's default order, so a page is read from the index, not sorted
             models.Index(fields=["parent", "name", "id"], name="account_parent_name"),
         ]

@@ -196,6 +196,10 @@ def master_overview(
     subaccount_usage = month_usage.filter(account__parent=master).annotate(
         percent=F("sent") * 100 / F("account__monthly_limit")
     )
+    # Nobody is near a limit who has sent less than the lowest threshold of the smallest limit: only the
+    # month rows from there up (a range of the billing index, by sent) are joined to their limits, not
+    # every subaccount's (a hash of 100,000 rows, most of them far from any limit).
+    least_limit = Account.objects.subaccounts_of(master).aggregate(least=Min("monthly_limit"))["least"] or 0
     # The ten nearest found on (account, sent) alone, which the billing index carries, then their rows:
     # the wide Usage and Account rows are read for ten subaccounts, not for all of them.
     nearest = (
@@ -204,7 +208,7 @@ def master_overview(
             used=Cast("sent", BigIntegerField()) * 100,
             at_threshold=Cast("account__monthly_limit", BigIntegerField()) * lowest,
         )
-        .filter(used__gte=F("at_threshold"))
+        .filter(sent__gte=-(-least_limit * lowest // 100), used__gte=F("at_threshold"))
         .order_by("-percent", "account_id")
         .values("account_id")[:10]
     )

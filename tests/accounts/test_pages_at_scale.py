@@ -126,3 +126,20 @@ def test_a_page_of_the_list_costs_the_same_queries_for_few_and_many(django_asser
         _month(SubaccountFactory(parent=master), 3)
     with django_assert_num_queries(3):
         selectors.subaccounts_page(master, sort="-usage", number=2)
+
+
+def test_the_nearest_their_limit_are_found_whatever_the_size_of_their_limits():
+    # given: the smallest limit nearly used, a large one further used in emails but less in percent, and
+    # one whose emails pass the smallest limit's threshold without being near its own
+    master = MasterFactory(alert_thresholds=[80, 95])
+    tiny = SubaccountFactory(parent=master, name="Tiny", monthly_limit=10)
+    large = SubaccountFactory(parent=master, name="Large", monthly_limit=100_000)
+    roomy = SubaccountFactory(parent=master, name="Roomy", monthly_limit=1_000_000)
+    below = SubaccountFactory(parent=master, name="Below", monthly_limit=10)
+    _month(tiny, 9)
+    _month(large, 85_000)
+    _month(roomy, 500_000)
+    _month(below, 7)
+    # when / then: by percent, the threshold (80 %) of each one's own limit deciding
+    near_limit = selectors.master_overview(master)["near_limit"]
+    assert [(row.account.name, row.percent) for row in near_limit] == [("Tiny", 90), ("Large", 85)]
