@@ -1,9 +1,10 @@
 """The quota meter: an account's allowance per calendar month and per hour (UTC), counted in Usage.
 
-Reservation is one conditional UPDATE per window, `sent = sent + n WHERE sent <= limit - n`, hourly then
-monthly, in the caller's transaction (raw SQL for its RETURNING: the month's new count tells the accept
-path whether an alert threshold was crossed without another query). PostgreSQL re-checks the condition on the row it locks, so
-concurrent senders can never push a window past its limit: no read-then-write, no Python lock.
+Reservation is one conditional upsert per window (`sent = sent + n WHERE sent <= limit - n`, the row
+created by the window's first send), hourly then monthly, in the caller's transaction (raw SQL for its
+RETURNING: the month's new count tells the accept path whether an alert threshold was crossed without
+another query). The database re-checks the condition on the row it locks, so concurrent senders can
+never push a window past its limit: no read-then-write, no Python lock.
 """
 
 from __future__ import annotations
@@ -53,39 +54,33 @@ def quota_windows(account: Account, now: datetime) -> list[QuotaWindow]:
     ]
 
 
-BUMP_SQL = """
-UPDATE accounts_usage SET sent = sent + %(n)s
-WHERE account_id = %(account)s AND billed_to_id = %(billed_to)s AND "window" = %(window)s AND start = %(start)s
-  AND (CAST(%(limit)s AS INTEGER) IS NULL OR sent <= CAST(%(limit)s AS INTEGER) - %(n)s)
-RETURNING sent"""
+# One statement whether or not the window's row exists yet: a first send of the hour or month creates it
+# counted (if n fits at all), a later one adds to it if it stays within the limit. The database re-checks
+# the ON CONFLICT condition on the row it locks, so concurrent first sends are exact too. Every counter
+# column is listed: their defaults are Django's, not the database's.
+RESERVE_SQL = (
+    'INSERT INTO accounts_usage (account_id, billed_to_id, account_label, "window", start, {counters}) '  # nosec B608: our own column names; every value is a parameter
+    "SELECT %(account)s, %(billed_to)s, %(label)s, %(window)s, %(start)s, {values} "
+    "WHERE CAST(%(limit)s AS INTEGER) IS NULL OR %(n)s <= CAST(%(limit)s AS INTEGER) "
+    'ON CONFLICT (account_id, billed_to_id, "window", start) DO UPDATE SET sent = accounts_usage.sent + %(n)s '
+    "WHERE CAST(%(limit)s AS INTEGER) IS NULL OR accounts_usage.sent <= CAST(%(limit)s AS INTEGER) - %(n)s "
+    "RETURNING sent"
+).format(
+    counters=", ".join(rollup.COUNTERS),
+    values=", ".join("%(n)s" if name == "sent" else "0" for name in rollup.COUNTERS),
+)
 
 
 def _bump(account: Account, window: str, start: datetime, limit: int | None, n: int) -> int | None:
-    """Add n to one window if it stays within limit; the window's new count, or None if it would not fit
-    (or the row does not exist yet). One statement: the row lock makes concurrent bumps queue up."""
+    """Add n to one window (created on its first send) if it stays within limit: the window's new count,
+    or None if it would not fit. One statement: the row lock makes concurrent bumps queue up."""
     start_value = Usage._meta.get_field("start").get_db_prep_value(start, connection)  # as the ORM stores it
     params = {"n": n, "account": account.pk, "billed_to": account.billing_account_id, "window": window,
-              "start": start_value, "limit": limit}  # fmt: skip
+              "start": start_value, "limit": limit, "label": str(account)}  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(BUMP_SQL, params)
+        cursor.execute(RESERVE_SQL, params)
         row = cursor.fetchone()
     return row[0] if row else None
-
-
-def _ensure_window(account: Account, window: str, start: datetime) -> None:
-    # Racing creators do not fail: the loser's insert does nothing.
-    Usage.objects.bulk_create(
-        [
-            Usage(
-                account=account,
-                billed_to_id=account.billing_account_id,
-                account_label=str(account),
-                window=window,
-                start=start,
-            )
-        ],
-        ignore_conflicts=True,
-    )
 
 
 def reserve_quota(*, account: Account, n: int, now: datetime | None = None) -> int:
@@ -95,14 +90,11 @@ def reserve_quota(*, account: Account, n: int, now: datetime | None = None) -> i
     accept path's does). The limits are read from `account`, so pass a fresh row: a lowered limit
     applies to the next send. A subaccount's usage is billed to its master (Usage.billed_to).
 
-    The common case is two UPDATEs; a window's row is created only on its first send."""
+    Two statements, one per window, whether or not the windows' rows exist yet."""
     now = now or timezone.now()
     month_count = 0
     for window in quota_windows(account, now):
         count = _bump(account, window.kind, window.start, window.limit, n) if n > 0 else 0
-        if count is None:
-            _ensure_window(account, window.kind, window.start)
-            count = _bump(account, window.kind, window.start, window.limit, n)
         if count is None:
             what = "hourly" if window.kind == Usage.Window.HOUR else "monthly"
             raise QuotaExceeded(

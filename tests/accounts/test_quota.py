@@ -61,6 +61,24 @@ def test_over_the_monthly_limit_the_hourly_count_is_rolled_back():
     assert _usage(sub, Usage.Window.HOUR) == 5
 
 
+def test_a_windows_first_send_creates_it_counted_in_one_statement(django_assert_num_queries):
+    sub = SubaccountFactory(monthly_limit=10, hourly_limit=5)
+    with transaction.atomic(), django_assert_num_queries(2):  # the hour's and the month's, no more
+        assert reserve_quota(account=sub, n=3) == 3
+    row = Usage.objects.get(account=sub, window=Usage.Window.HOUR)
+    assert (row.sent, row.delivered, row.billed_to_id, row.account_label) == (3, 0, sub.parent_id, str(sub))
+
+
+def test_a_first_send_larger_than_the_limit_creates_no_window():
+    sub = SubaccountFactory(monthly_limit=10, hourly_limit=5)
+    with pytest.raises(QuotaExceeded) as refused:
+        _reserve(sub, 6)
+    assert refused.value.reason == "hourly-quota-exhausted"
+    assert not Usage.objects.filter(account=sub).exists()
+    _reserve(sub, 5)  # exactly the limit still fits
+    assert _usage(sub, Usage.Window.HOUR) == 5
+
+
 def test_a_lowered_limit_applies_to_the_next_send():
     sub = SubaccountFactory(monthly_limit=100)
     _reserve(sub, 10)

@@ -9,9 +9,16 @@ from playwright.sync_api import expect
 
 from accounts.models import Membership, Usage
 from accounts.quota import hour_start, month_start
-from mailing.models import ArchivedMessage, Message
+from mailing.models import Message
 from tests.e2e.conftest import log_in
-from tests.factories import PASSWORD, MasterFactory, MembershipFactory, subaccount_with_owner
+from tests.factories import (
+    PASSWORD,
+    MasterFactory,
+    MembershipFactory,
+    create_archived,
+    create_message,
+    subaccount_with_owner,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -32,12 +39,11 @@ def agency():
         Usage.objects.create(account=sub, billed_to=master, account_label=str(sub), window=window, start=start,
                              sent=sent, rejected=5 if window == Usage.Window.HOUR else 0)  # fmt: skip
     for n in range(3):
-        message = Message.objects.create(account=sub, from_email="hello@acme-shop.example", to_email=f"c{n}@example.test",
-                                         subject=f"Order #{n}", html="<p>Thanks</p>", status=Message.Status.SENT,
-                                         sent_at=now)  # fmt: skip
-        ArchivedMessage.objects.create(account=sub, message=message, from_email=message.from_email,
-                                       to_email=message.to_email, subject=message.subject, html=message.html,
-                                       sent_at=now)  # fmt: skip
+        message = create_message(account=sub, from_email="hello@acme-shop.example", to_email=f"c{n}@example.test",
+                                 subject=f"Order #{n}", html="<p>Thanks</p>", status=Message.Status.SENT,
+                                 sent_at=now)  # fmt: skip
+        create_archived(account=sub, message=message, from_email=message.from_email, to_email=message.to_email,
+                        subject=message.subject, html=message.html, sent_at=now)  # fmt: skip
     return {"master": master, "owner": owner, "sub": sub, "sub_owner": sub_owner}
 
 

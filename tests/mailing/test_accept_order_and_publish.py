@@ -35,10 +35,10 @@ def test_the_quota_is_reserved_after_the_insert_just_before_the_commit():
     # when
     with mock.patch("mailing.sending.enqueue_delivery"), CaptureQueriesContext(connection) as queries:
         accept_messages(account=sub, message=_message(3))
-    # then: the Message insert comes first, the Usage updates last
+    # then: the Message insert comes first, the Usage reservations (one upsert per window) last
     statements = [q["sql"].strip() for q in queries.captured_queries]
     insert = next(i for i, sql in enumerate(statements) if sql.startswith('INSERT INTO "mailing_message"'))
-    bumps = [i for i, sql in enumerate(statements) if sql.startswith("UPDATE accounts_usage SET sent")]
+    bumps = [i for i, sql in enumerate(statements) if sql.startswith("INSERT INTO accounts_usage")]
     assert bumps and insert < min(bumps)
     after = [sql for sql in statements[max(bumps) + 1 :] if not sql.startswith(("SAVEPOINT", "RELEASE"))]
     assert all(not sql.startswith(("INSERT", "UPDATE", "DELETE")) for sql in after), after
