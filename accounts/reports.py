@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from itertools import batched
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, QuerySet, Sum, Value, When
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -230,9 +230,7 @@ def _by_subaccount(master: Account, span: DateRange):
     return (
         hours_in(Usage.objects.filter(billed_to=master), span)
         .exclude(account_id=master.pk)
-        .annotate(
-            deleted_label=Case(When(account_id__isnull=True, then=F("account_label")), default=Value(""))
-        )
+        .annotate(deleted_label=rollup.group_label())
         .values("account_id", "deleted_label")
         .annotate(**SUMS)
         .order_by("-sent", "account_id", "deleted_label")
@@ -318,9 +316,7 @@ def _by_subaccount_from_trailing(
             billed_to=master, window=Usage.Window.HOUR, start__gte=reach.hours_until, start__lt=span.end
         )
         .exclude(account_id=master.pk)
-        .annotate(
-            deleted_label=Case(When(account_id__isnull=True, then=F("account_label")), default=Value(""))
-        )
+        .annotate(deleted_label=rollup.group_label())
         .order_by()
     )
     trailing = (

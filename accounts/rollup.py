@@ -122,7 +122,7 @@ def _roll_up_days(pending: list[date], today: date) -> None:
     UsageRollup.objects.bulk_create([UsageRollup(day=day) for day in pending])
 
 
-def _group_label():
+def group_label():
     """How hourly rows group into one account: by account, and deleted ones by their kept label."""
     return Case(When(account_id__isnull=True, then=F("account_label")), default=Value(""))
 
@@ -144,7 +144,7 @@ def _build_trailing(today: date) -> None:
                 start__lt=_day_start(today),
             )
             .annotate(
-                group_label=_group_label(),
+                group_label=group_label(),
                 preset=Value(days, output_field=PositiveSmallIntegerField()),
                 through_day=Value(through, output_field=DateField()),
             )
@@ -170,9 +170,9 @@ def _fold_closed_hours(today: date, *, until: datetime) -> None:
     folded = mark and (mark.hours_folded_until or _day_start(today))
     if not mark or folded >= until:
         return
+    folding = Usage.objects.filter(window=Usage.Window.HOUR, start__gte=folded, start__lt=until)
     hours = (
-        Usage.objects.filter(window=Usage.Window.HOUR, start__gte=folded, start__lt=until)
-        .annotate(group_label=_group_label())
+        folding.annotate(group_label=group_label())
         .values("account_id", "billed_to_id", "group_label")
         .annotate(**{f"total_{name}": Sum(name) for name in COUNTERS})
         .order_by()
@@ -212,8 +212,7 @@ def _fold_closed_hours(today: date, *, until: datetime) -> None:
         # Today's row of each bill, which readers add to the hours since the fold; the rollup replaces it
         # with the whole day's once the day closes.
         by_bill = (
-            Usage.objects.filter(window=Usage.Window.HOUR, start__gte=folded, start__lt=until)
-            .values("billed_to_id")
+            folding.values("billed_to_id")
             .annotate(**{f"total_{name}": Sum(name) for name in COUNTERS})
             .order_by()
         )
@@ -278,28 +277,18 @@ def keep_in_step(*, account_id: int, billed_to_id: int, start: datetime, changes
             days for days in TRAILING_DAYS if through and through - timedelta(days=days - 2) <= day <= through
         ]
     bump = {name: F(name) + n for name, n in changes.items()}
-    row = {"billed_to_id": billed_to_id, "day": day}
-    if not DailyUsage.objects.filter(**row).update(**bump):
-        # The bill had nothing else that day: its row is created now (racing creators do not fail).
-        DailyUsage.objects.bulk_create([DailyUsage(**row)], ignore_conflicts=True)
-        DailyUsage.objects.filter(**row).update(**bump)
-    if presets:
-        _add_to_trailing(account_id, billed_to_id, through, presets, bump)
-
-
-def _add_to_trailing(account_id: int, billed_to_id: int, through: date, presets, bump: dict) -> None:
+    _add_to(DailyUsage, {"billed_to_id": billed_to_id, "day": day}, bump)
     for days in presets:
         trailing = {"account_id": account_id, "billed_to_id": billed_to_id, "days": days, "through": through}
-        if not TrailingUsage.objects.filter(**trailing).update(**bump):
-            # The account had nothing else in that range: its row is created now (racing creators do not
-            # fail: one row per account and preset).
-            TrailingUsage.objects.bulk_create([TrailingUsage(**trailing)], ignore_conflicts=True)
-            TrailingUsage.objects.filter(**trailing).update(**bump)
+        _add_to(TrailingUsage, trailing, bump)
 
 
-def rolled_up_days(first: date, last: date) -> set[date]:
-    """The days from `first` to `last` whose day rows can be read (one query)."""
-    return set(UsageRollup.objects.filter(day__gte=first, day__lte=last).values_list("day", flat=True))
+def _add_to(model, row: dict, bump: dict) -> None:
+    """Apply `bump` to the one row of `model` that `row` names, creating it first when the bill or account
+    had nothing else there (racing creators do not fail: both models allow one such row)."""
+    if not model.objects.filter(**row).update(**bump):
+        model.objects.bulk_create([model(**row)], ignore_conflicts=True)
+        model.objects.filter(**row).update(**bump)
 
 
 def day_rows_reach(first: date, last: date) -> tuple[set[date], datetime | None]:

@@ -139,7 +139,7 @@ def test_an_outcome_recorded_for_a_rolled_up_hour_reaches_its_day_row(monkeypatc
                          now=datetime(2026, 11, 22, 23, 59, tzinfo=UTC))  # fmt: skip
     with_rollup = reports.agency_daily(master, reports.last_days(7, now=NOW))
     # then: the same as read from the hours alone
-    monkeypatch.setattr(rollup, "rolled_up_days", lambda first, last: set())
+    monkeypatch.setattr(rollup, "day_rows_reach", lambda first, last: (set(), None))
     assert with_rollup == reports.agency_daily(master, reports.last_days(7, now=NOW))
     assert {day["day"]: day["delivered"] for day in with_rollup}["2026-11-23"] == 3
 
